@@ -1,0 +1,83 @@
+"""eBox: the citizen's secure electronic mailbox for official documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from ebox import web
+from ebox.config import Settings
+from ebox.extensions import babel, csrf, db, migrate
+from ebox.log_config import configure_logging
+
+
+def create_app(settings: Settings | None = None, **flask_overrides: Any) -> Flask:
+    """Build the application. Settings come from EBOX_* variables unless given (tests)."""
+    settings = settings or Settings.from_environment()
+    settings.check()
+    configure_logging()
+    app = Flask(
+        __name__,
+        instance_path=str(settings.instance_path),
+        template_folder="../templates",
+        static_folder="../static",
+    )
+    app.config.from_mapping(settings.to_flask())
+    app.config.update(flask_overrides)
+    app.config["EBOX"] = settings
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+
+    _init_extensions(app)
+    web.init_app(app)
+    register_blueprints(app)
+    register_commands(app)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=web.select_language)
+    _import_models()
+
+
+def _import_models() -> None:
+    """Every model module, so that the metadata (and Alembic) know every table."""
+    import ebox.accounts.models  # noqa: F401
+    import ebox.mailbox.models  # noqa: F401
+    import ebox.profile.models  # noqa: F401
+    import ebox.senders.models  # noqa: F401
+
+
+def register_blueprints(app: Flask) -> None:
+    """Every blueprint of eBox, in one place. Demo helpers only outside production."""
+    from ebox.accounts.views import bp as accounts_bp
+    from ebox.health.views import bp as health_bp
+    from ebox.mailbox.views import bp as mailbox_bp
+    from ebox.profile.views import bp as profile_bp
+
+    app.before_request(_load_citizen)
+    for blueprint in (health_bp, accounts_bp, profile_bp, mailbox_bp):
+        app.register_blueprint(blueprint)
+
+    settings: Settings = app.config["EBOX"]
+    if settings.is_demo:
+        from ebox.demo.views import bp as demo_bp
+
+        app.register_blueprint(demo_bp)
+
+
+def _load_citizen() -> None:
+    from ebox.accounts.sessions import load_session
+
+    load_session()
+
+
+def register_commands(app: Flask) -> None:
+    from ebox.cli import ebox_group
+
+    app.cli.add_command(ebox_group)
+

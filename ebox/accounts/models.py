@@ -1,0 +1,58 @@
+"""Citizens, their web sessions and the SAML assertions already used."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ebox.db_types import UTCDateTime, utcnow
+from ebox.extensions import db
+
+
+class Citizen(db.Model):
+    """A citizen who has logged in at least once. Documents may wait for one who has not."""
+
+    __tablename__ = "citizens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    national_number: Mapped[str] = mapped_column(String(11), unique=True)
+    given_name: Mapped[str] = mapped_column(String(200), default="")
+    surname: Mapped[str] = mapped_column(String(200), default="")
+    language: Mapped[str] = mapped_column(String(2), default="nl")
+    email: Mapped[str | None] = mapped_column(String(254))
+    email_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    conditions_accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    is_electronic_only: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def is_activated(self) -> bool:
+        """Activated: conditions accepted and an e-mail address confirmed."""
+        return self.conditions_accepted_at is not None and self.email_confirmed_at is not None
+
+
+class WebSession(db.Model):
+    """A logged-in browser. The cookie holds only this id, so logout and timeouts are real."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SeenAssertion(db.Model):
+    """SAML assertion ids already accepted: a second use of one is a replay."""
+
+    __tablename__ = "saml_seen_assertions"
+
+    assertion_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Kept until the assertion could no longer be accepted anyway.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

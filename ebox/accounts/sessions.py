@@ -1,0 +1,97 @@
+"""Citizens' web sessions: the signed cookie holds a session id, the database holds the rest.
+
+Because the state lives server-side, logout and the idle timeout end a session for good:
+a copied cookie stops working with them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from functools import wraps
+from typing import Any, Callable, TypeVar, cast
+
+from flask import current_app, g, redirect, request, session, url_for
+
+from ebox.accounts.models import Citizen, WebSession
+from ebox.db_types import utcnow
+from ebox.extensions import db
+
+# last_seen_at is written at most this often, to spare the database a write per click.
+_TOUCH_EVERY = timedelta(seconds=30)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def start_session(citizen: Citizen) -> WebSession:
+    """Log citizen in: a fresh session id (never reuse one from before login)."""
+    session.clear()
+    web_session = WebSession(citizen_id=citizen.id)
+    db.session.add(web_session)
+    db.session.flush()
+    session["sid"] = str(web_session.id)
+    session.permanent = False
+    return web_session
+
+
+def end_session() -> None:
+    web_session = g.get("web_session")
+    if web_session is not None and web_session.ended_at is None:
+        web_session.ended_at = utcnow()
+    session.clear()
+    g.citizen = None
+    g.web_session = None
+
+
+def load_session() -> None:
+    """Before each request: find the citizen of a live session, end an idle one."""
+    g.citizen = None
+    g.web_session = None
+    g.session_expired = False
+    raw_id = session.get("sid")
+    if not raw_id:
+        return
+    try:
+        web_session = db.session.get(WebSession, uuid.UUID(raw_id))
+    except ValueError:
+        web_session = None
+    if web_session is None or web_session.ended_at is not None:
+        session.clear()
+        return
+    now = utcnow()
+    idle_limit = timedelta(minutes=current_app.config["EBOX"].session_idle_minutes)
+    if now - web_session.last_seen_at > idle_limit:
+        web_session.ended_at = now
+        session.clear()
+        g.session_expired = True
+        return
+    if now - web_session.last_seen_at > _TOUCH_EVERY:
+        web_session.last_seen_at = now
+    g.web_session = web_session
+    g.citizen = db.session.get(Citizen, web_session.citizen_id)
+
+
+def current_citizen() -> Citizen:
+    """The logged-in citizen; only call behind @login_required."""
+    return cast(Citizen, g.citizen)
+
+
+def login_required(view: F) -> F:
+    """Send anonymous visitors to the login page and unfinished first visits to onboarding."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        citizen = g.get("citizen")
+        if citizen is None:
+            return redirect(url_for("accounts.login_page", next=request.full_path))
+        if not citizen.is_activated and not getattr(view, "allowed_before_activation", False):
+            return redirect(url_for("profile.onboarding"))
+        return view(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def allowed_before_activation(view: F) -> F:
+    """Mark a view a citizen may use before finishing the first visit (conditions, e-mail)."""
+    view.allowed_before_activation = True  # type: ignore[attr-defined]
+    return view

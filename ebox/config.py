@@ -1,0 +1,187 @@
+"""Settings, read from EBOX_* environment variables.
+
+Every setting has an embedded default so that a newcomer can start eBox with one command
+(SQLite, local files, the demo identity provider, mail captured on disk). Production mode
+(EBOX_ENV=production) refuses the defaults that are only safe on a laptop.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_SECRET_KEY = "dev-secret-key-not-for-production"
+# 32 bytes, base64: the embedded default master key. Production refuses it.
+DEFAULT_MASTER_KEY = "ZWJveC1lbWJlZGRlZC1kZWZhdWx0LW1hc3Rlci1rZXk="
+LANGUAGES = ("nl", "fr", "de", "en")
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used; the message says why."""
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"EBOX_{name}", default)
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(f"EBOX_{name}")
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(f"EBOX_{name}")
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"EBOX_{name} must be a whole number, got {raw!r}") from exc
+
+
+@dataclass
+class Settings:
+    """All of eBox's settings. `describe()` lists them for the README's table."""
+
+    env: str = "development"
+    instance_path: Path = field(default_factory=lambda: Path("instance").resolve())
+    secret_key: str = DEFAULT_SECRET_KEY
+    database_url: str = ""
+    redis_url: str = ""
+    public_url: str = "http://localhost:5000"
+    # Storage of document content: "local" (a directory) or "s3".
+    storage_backend: str = "local"
+    storage_path: str = ""
+    s3_endpoint_url: str = ""
+    s3_bucket: str = "ebox-documents"
+    s3_region: str = "eu-west-1"
+    master_key: str = DEFAULT_MASTER_KEY
+    master_key_id: str = "k1"
+    # SAML federation.
+    saml_idp: str = "demo"
+    saml_idp_metadata: str = ""
+    saml_sp_entity_id: str = ""
+    saml_sp_cert: str = ""
+    saml_sp_key: str = ""
+    saml_attr_national_number: str = "egovNRN"
+    saml_attr_given_name: str = "givenName"
+    saml_attr_surname: str = "surname"
+    saml_attr_language: str = "PrefLanguage"
+    # Outgoing mail: smtp://user:password@host:port (smtps:// for implicit TLS,
+    # ?starttls=1 to upgrade). Empty: captured as files under instance/mail.
+    smtp_url: str = ""
+    mail_from: str = "eBox <no-reply@ebox.localhost>"
+    session_idle_minutes: int = 15
+    email_code_minutes: int = 15
+    email_code_attempts: int = 5
+    inbox_page_size: int = 20
+    max_document_bytes: int = 10 * 1024 * 1024
+    cookie_secure: bool = False
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        env = _env("ENV", "development")
+        instance = Path(_env("INSTANCE_PATH", "instance")).resolve()
+        settings = cls(
+            env=env,
+            instance_path=instance,
+            secret_key=_env("SECRET_KEY", DEFAULT_SECRET_KEY),
+            database_url=_env("DATABASE_URL", f"sqlite:///{instance / 'ebox.sqlite3'}"),
+            redis_url=_env("REDIS_URL", ""),
+            public_url=_env("PUBLIC_URL", "http://localhost:5000").rstrip("/"),
+            storage_backend=_env("STORAGE", "local"),
+            storage_path=_env("STORAGE_PATH", str(instance / "documents")),
+            s3_endpoint_url=_env("S3_ENDPOINT_URL", ""),
+            s3_bucket=_env("S3_BUCKET", "ebox-documents"),
+            s3_region=_env("S3_REGION", "eu-west-1"),
+            master_key=_env("MASTER_KEY", DEFAULT_MASTER_KEY),
+            master_key_id=_env("MASTER_KEY_ID", "k1"),
+            saml_idp=_env("SAML_IDP", "demo"),
+            saml_idp_metadata=_env("SAML_IDP_METADATA", ""),
+            saml_sp_entity_id=_env("SAML_SP_ENTITY_ID", ""),
+            saml_sp_cert=_env("SAML_SP_CERT", ""),
+            saml_sp_key=_env("SAML_SP_KEY", ""),
+            saml_attr_national_number=_env("SAML_ATTR_NATIONAL_NUMBER", "egovNRN"),
+            saml_attr_given_name=_env("SAML_ATTR_GIVEN_NAME", "givenName"),
+            saml_attr_surname=_env("SAML_ATTR_SURNAME", "surname"),
+            saml_attr_language=_env("SAML_ATTR_LANGUAGE", "PrefLanguage"),
+            smtp_url=_env("SMTP_URL", ""),
+            mail_from=_env("MAIL_FROM", "eBox <no-reply@ebox.localhost>"),
+            session_idle_minutes=_env_int("SESSION_IDLE_MINUTES", 15),
+            email_code_minutes=_env_int("EMAIL_CODE_MINUTES", 15),
+            email_code_attempts=_env_int("EMAIL_CODE_ATTEMPTS", 5),
+            inbox_page_size=_env_int("INBOX_PAGE_SIZE", 20),
+            max_document_bytes=_env_int("MAX_DOCUMENT_BYTES", 10 * 1024 * 1024),
+            cookie_secure=_env_bool("COOKIE_SECURE", env == "production"),
+        )
+        if settings.saml_sp_entity_id == "":
+            settings.saml_sp_entity_id = f"{settings.public_url}/auth/saml/metadata"
+        return settings
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_demo(self) -> bool:
+        """Demo helpers (identity provider, mail viewer) exist only outside production."""
+        return not self.is_production
+
+    @property
+    def uses_demo_idp(self) -> bool:
+        return self.saml_idp == "demo"
+
+    def problems_for_production(self) -> list[str]:
+        """Why these settings must not run in production; empty when they may."""
+        problems = []
+        if self.uses_demo_idp:
+            problems.append("EBOX_SAML_IDP is 'demo': set it to 'federation' and give EBOX_SAML_IDP_METADATA")
+        if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
+            problems.append("EBOX_SECRET_KEY is the default or shorter than 32 characters")
+        if self.master_key == DEFAULT_MASTER_KEY:
+            problems.append("EBOX_MASTER_KEY is the embedded default key")
+        if self.database_url.startswith("sqlite"):
+            problems.append("EBOX_DATABASE_URL points to SQLite: use PostgreSQL")
+        if not self.smtp_url:
+            problems.append("EBOX_SMTP_URL is empty: mail would only be captured on disk")
+        if not self.cookie_secure:
+            problems.append("EBOX_COOKIE_SECURE is off: session cookies would travel without TLS")
+        return problems
+
+    def check(self) -> None:
+        if self.env not in {"development", "production", "test"}:
+            raise ConfigError(f"EBOX_ENV must be development, test or production, not {self.env!r}")
+        if self.storage_backend not in {"local", "s3"}:
+            raise ConfigError(f"EBOX_STORAGE must be 'local' or 's3', not {self.storage_backend!r}")
+        if self.saml_idp not in {"demo", "federation"}:
+            raise ConfigError(f"EBOX_SAML_IDP must be 'demo' or 'federation', not {self.saml_idp!r}")
+        if self.saml_idp == "federation" and not self.saml_idp_metadata:
+            raise ConfigError("EBOX_SAML_IDP is 'federation' but EBOX_SAML_IDP_METADATA is empty")
+        if self.is_production:
+            problems = self.problems_for_production()
+            if problems:
+                raise ConfigError(
+                    "EBOX_ENV=production refuses to start:\n  - " + "\n  - ".join(problems)
+                )
+
+    def to_flask(self) -> dict[str, object]:
+        """The Flask settings derived from ours."""
+        return {
+            "SECRET_KEY": self.secret_key,
+            "SQLALCHEMY_DATABASE_URI": self.database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+            "SESSION_COOKIE_NAME": "ebox_session",
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "SESSION_COOKIE_SECURE": self.cookie_secure,
+            "PREFERRED_URL_SCHEME": "https" if self.cookie_secure else "http",
+            # Form posts are small; documents arrive through the SOAP service (its own limit).
+            "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+            "WTF_CSRF_TIME_LIMIT": None,
+            "BABEL_DEFAULT_LOCALE": "nl",
+            "BABEL_TRANSLATION_DIRECTORIES": str(Path(__file__).parent / "translations"),
+        }
+

@@ -1,0 +1,85 @@
+"""Documents in citizens' mailboxes and the log of every access to them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, Uuid, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ebox.db_types import UTCDateTime, utcnow
+from ebox.extensions import db
+from ebox.senders.models import MessageType, Sender
+
+
+class Document(db.Model):
+    """One document published to one citizen.
+
+    Addressed by national number, not by citizen row: a document may arrive before the
+    citizen's first visit. The content lives encrypted in the document store; this row holds
+    the wrapped key that opens it, so forgetting the key makes the content unreadable at once.
+    """
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        # The sender's MessageID (ticket + optional sequence) is its idempotency key.
+        Index(
+            "uq_documents_sender_message_id",
+            "sender_id",
+            "sender_ticket",
+            text("coalesce(sender_sequence, -1)"),
+            unique=True,
+        ),
+        Index("ix_documents_recipient_published", "recipient_national_number", "published_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    sender_id: Mapped[int] = mapped_column(ForeignKey("senders.id"), index=True)
+    message_type_id: Mapped[int] = mapped_column(ForeignKey("message_types.id"))
+    recipient_national_number: Mapped[str] = mapped_column(String(11))
+    sender_ticket: Mapped[str] = mapped_column(String(25))
+    sender_sequence: Mapped[int | None]
+    title: Mapped[str | None] = mapped_column(String(400))
+    language: Mapped[str] = mapped_column(String(2))
+    body_text: Mapped[str | None] = mapped_column(Text)
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str | None] = mapped_column(String(200))
+    # The per-document AES key, wrapped by the master key named by content_key_id.
+    content_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    content_key_id: Mapped[str | None] = mapped_column(String(50))
+    is_registered: Mapped[bool] = mapped_column(default=False)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when the content is removed at expiry; the row stays as a minimal record.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    sender: Mapped[Sender] = relationship()
+    message_type: Mapped[MessageType] = relationship()
+
+    def is_available(self, now: datetime) -> bool:
+        """Shown to the citizen: not deleted and not past its expiry (even before the purge)."""
+        return self.deleted_at is None and self.expires_at > now
+
+
+class DocumentAccessEvent(db.Model):
+    """Every time the citizen opens, downloads, hides or unhides a document."""
+
+    __tablename__ = "document_access_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+
+    document: Mapped[Document] = relationship()

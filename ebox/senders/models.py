@@ -1,0 +1,50 @@
+"""Institutions that publish documents, and the kinds of message each may send."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ebox.db_types import UTCDateTime, utcnow
+from ebox.extensions import db
+
+
+class Sender(db.Model):
+    __tablename__ = "senders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    enterprise_number: Mapped[str] = mapped_column(String(10), unique=True)
+    # How citizens reach the sender: shown with every document.
+    contact_email: Mapped[str] = mapped_column(String(254), default="")
+    contact_phone: Mapped[str] = mapped_column(String(50), default="")
+    contact_url: Mapped[str] = mapped_column(String(500), default="")
+    contact_address: Mapped[str] = mapped_column(String(500), default="")
+    is_active: Mapped[bool] = mapped_column(default=True)
+    may_send_registered: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    message_types: Mapped[list[MessageType]] = relationship(
+        back_populates="sender", order_by="MessageType.code"
+    )
+
+
+class MessageType(db.Model):
+    __tablename__ = "message_types"
+    __table_args__ = (UniqueConstraint("sender_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sender_id: Mapped[int] = mapped_column(ForeignKey("senders.id"), index=True)
+    code: Mapped[str] = mapped_column(String(50))
+    name_nl: Mapped[str] = mapped_column(String(200))
+    name_fr: Mapped[str] = mapped_column(String(200))
+    name_de: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    validity_days: Mapped[int]
+
+    sender: Mapped[Sender] = relationship(back_populates="message_types")
+
+    def name_in(self, language: str) -> str:
+        return str(getattr(self, f"name_{language}", None) or self.name_en)

@@ -1,0 +1,106 @@
+"""What every page shares: the transaction boundary, security headers, htmx, errors, language."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, g, render_template, request, session
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
+
+from ebox import transactions
+from ebox.config import LANGUAGES
+
+log = logging.getLogger(__name__)
+
+# No inline script or style anywhere: htmx is configured by a meta tag, not by inline code.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'self'; frame-src 'self'; frame-ancestors 'self'; base-uri 'none'; "
+    "form-action 'self'"
+)
+
+
+def is_htmx() -> bool:
+    """True for a request made by htmx, which wants a fragment rather than the page."""
+    return request.headers.get("HX-Request") == "true" and not request.headers.get(
+        "HX-History-Restore-Request"
+    )
+
+
+def render_page_or_fragment(page: str, fragment: str, **context: Any) -> str:
+    """Same URL, two answers: the whole page, or (for htmx) only the fragment the page includes."""
+    return render_template(fragment if is_htmx() else page, **context)
+
+
+def select_language() -> str:
+    """Session choice, then the citizen's stored preference, then the browser's, then Dutch."""
+    chosen = session.get("language")
+    if chosen in LANGUAGES:
+        return str(chosen)
+    citizen = g.get("citizen")
+    if citizen is not None and citizen.language in LANGUAGES:
+        return str(citizen.language)
+    return request.accept_languages.best_match(LANGUAGES) or "nl"
+
+
+def set_security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.is_secure:
+        headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+    if g.get("citizen") is not None or request.path.startswith("/documents"):
+        # Personal pages are never cached, not by the browser nor by a proxy.
+        headers["Cache-Control"] = "no-store"
+    headers.add("Vary", "HX-Request")
+    return response
+
+
+def commit_or_rollback(response: Response) -> Response:
+    """The one transaction boundary of a request: commit a good answer, roll back the rest."""
+    if response.status_code < 400:
+        transactions.commit()
+    else:
+        transactions.rollback()
+    return response
+
+
+def render_error(error: HTTPException) -> tuple[str, int]:
+    transactions.rollback()
+    messages = {
+        400: _("The request could not be understood."),
+        403: _("You may not do this."),
+        404: _("This page does not exist, or it is not yours."),
+        405: _("This page cannot be used that way."),
+        413: _("What you sent is too large."),
+        429: _("Too many attempts. Please wait a moment and try again."),
+    }
+    code = error.code or 500
+    message = messages.get(code, _("Something went wrong on our side. Please try again later."))
+    return render_template("error.html", code=code, message=message), code
+
+
+def render_unexpected_error(error: Exception) -> tuple[str, int]:
+    transactions.rollback()
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    message = _("Something went wrong on our side. Please try again later.")
+    return render_template("error.html", code=500, message=message), 500
+
+
+def template_helpers() -> dict[str, Any]:
+    return {"current_language": lambda: str(get_locale() or "nl")}
+
+
+def init_app(app: Flask) -> None:
+    app.context_processor(template_helpers)
+    app.after_request(set_security_headers)
+    app.after_request(commit_or_rollback)
+    app.register_error_handler(HTTPException, render_error)
+    app.register_error_handler(Exception, render_unexpected_error)

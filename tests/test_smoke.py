@@ -1,0 +1,30 @@
+from tests.factories import create_citizen, create_document, login
+
+
+def test_healthz_answers_ok(client):
+    assert client.get("/healthz").json == {"status": "ok"}
+
+
+def test_readyz_checks_database_and_storage(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json["checks"] == {"database": "ok", "storage": "ok"}
+
+
+def test_a_published_document_reads_back_decrypted(app):
+    from ebox.storage.services import open_content
+
+    citizen = create_citizen()
+    document = create_document(citizen, content=b"%PDF-1.4 hello")
+    stream = open_content(
+        storage_key=document.storage_key,
+        content_key=document.content_key,
+        content_key_id=document.content_key_id,
+    )
+    assert stream.read() == b"%PDF-1.4 hello"
+
+
+def test_login_helper_gives_a_session(client):
+    citizen = create_citizen()
+    login(client, citizen)
+    assert client.get("/").status_code == 200
