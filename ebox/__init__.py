@@ -65,9 +65,11 @@ def register_blueprints(app: Flask) -> None:
 
     settings: Settings = app.config["EBOX"]
     if settings.is_demo:
+        from ebox.demo.idp import bp as demo_idp_bp
         from ebox.demo.views import bp as demo_bp
 
         app.register_blueprint(demo_bp)
+        app.register_blueprint(demo_idp_bp)
 
 
 def _load_citizen() -> None:

@@ -58,6 +58,8 @@ class Settings:
     s3_endpoint_url: str = ""
     s3_bucket: str = "ebox-documents"
     s3_region: str = "eu-west-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
     master_key: str = DEFAULT_MASTER_KEY
     master_key_id: str = "k1"
     # SAML federation.
@@ -97,6 +99,8 @@ class Settings:
             s3_endpoint_url=_env("S3_ENDPOINT_URL", ""),
             s3_bucket=_env("S3_BUCKET", "ebox-documents"),
             s3_region=_env("S3_REGION", "eu-west-1"),
+            s3_access_key_id=_env("S3_ACCESS_KEY_ID", ""),
+            s3_secret_access_key=_env("S3_SECRET_ACCESS_KEY", ""),
             master_key=_env("MASTER_KEY", DEFAULT_MASTER_KEY),
             master_key_id=_env("MASTER_KEY_ID", "k1"),
             saml_idp=_env("SAML_IDP", "demo"),
