@@ -1,5 +1,12 @@
 """WSGI entry point: `flask --app app run`, `gunicorn app:app`."""
 
-from ebox import create_app
+import sys
 
-app = create_app()
+from ebox import create_app
+from ebox.config import ConfigError
+
+try:
+    app = create_app()
+except ConfigError as error:
+    # A refusal to start is an operator's message, not a traceback.
+    sys.exit(f"eBox cannot start: {error}")

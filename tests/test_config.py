@@ -49,3 +49,18 @@ def test_national_numbers_are_masked_in_log_lines():
     line = mask_national_numbers("login of 85073003328 and 85.07.30-033.28 ok")
     assert "85073003328" not in line and "85.07.30" not in line
     assert line.count("*******3328") == 2
+
+
+def test_the_wsgi_entry_point_refuses_production_with_defaults_and_says_why(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "EBOX_ENV": "production", "EBOX_INSTANCE_PATH": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", "import app"], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0
+    assert "eBox cannot start" in result.stderr
+    assert "EBOX_SAML_IDP is 'demo'" in result.stderr
+    assert "Traceback" not in result.stderr
