@@ -25,7 +25,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def start_session(citizen: Citizen) -> WebSession:
     """Log citizen in: a fresh session id (never reuse one from before login)."""
+    language = session.get("language")
     session.clear()
+    if language:
+        # A language chosen before logging in is a preference, not a session secret.
+        session["language"] = language
     web_session = WebSession(citizen_id=citizen.id)
     db.session.add(web_session)
     db.session.flush()
