@@ -1,64 +1,163 @@
-"""Document content storage, encrypted at rest. (First version: the storage helper refines it.)"""
+"""Document content storage, encrypted at rest. The only way content enters or leaves the store.
+
+The store (a local directory or an S3 bucket, EBOX_STORAGE) only ever holds ciphertext; the
+format and the key handling are described in ebox.storage.crypto. The caller keeps the wrapped
+content key in the document's row: without it the stored object cannot be read.
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
-import os
-import uuid
+import logging
+from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
 from flask import current_app
+
+from ebox.config import Settings
+from ebox.storage import crypto
+from ebox.storage.backends import LocalStore, ObjectStore, check_key, make_storage_key
+from ebox.storage.crypto import validate_master_key
+from ebox.storage.errors import (
+    ContentIntegrityError,
+    ContentNotFound,
+    InvalidStorageKey,
+    MasterKeyError,
+    StorageError,
+    StorageUnavailable,
+)
+
+__all__ = [
+    "ContentIntegrityError",
+    "ContentNotFound",
+    "InvalidStorageKey",
+    "MasterKeyError",
+    "StorageError",
+    "StorageUnavailable",
+    "StoredContent",
+    "check_storage",
+    "delete_content",
+    "list_storage_keys",
+    "open_content",
+    "store_content",
+    "validate_master_key",
+]
+
+log = logging.getLogger(__name__)
+_EXTENSION = "ebox.storage"
 
 
 @dataclass(frozen=True)
 class StoredContent:
+    """What the caller keeps: where the object is, its wrapped key, facts about the plaintext."""
+
     storage_key: str
     content_key: bytes
     content_key_id: str
     size_bytes: int
-    sha256: str
-
-
-def _root() -> Path:
-    root = Path(current_app.config["EBOX"].storage_path)
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def _master_key() -> bytes:
-    return base64.b64decode(current_app.config["EBOX"].master_key)
+    sha256: str  # hex digest of the plaintext
 
 
 def store_content(source: BinaryIO | bytes) -> StoredContent:
-    data = source if isinstance(source, bytes) else source.read()
-    key = AESGCM.generate_key(bit_length=256)
-    nonce = os.urandom(12)
-    storage_key = uuid.uuid4().hex
-    (_root() / storage_key).write_bytes(nonce + AESGCM(key).encrypt(nonce, data, None))
+    """Encrypt `source` under a fresh data key and store it under a fresh storage key."""
+    settings = _settings()
+    data_key = crypto.new_data_key()
+    wrapped = crypto.wrap_data_key(data_key, master_key=settings.master_key)
+    storage_key = make_storage_key()
+    encrypted = crypto.encrypt(source, data_key=data_key, storage_key=storage_key)
+    with encrypted.file:
+        _store().put(storage_key, encrypted.file)
+    log.info("stored object %s (%d bytes)", storage_key, encrypted.size_bytes)
     return StoredContent(
         storage_key=storage_key,
-        content_key=aes_key_wrap(_master_key(), key),
-        content_key_id=current_app.config["EBOX"].master_key_id,
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+        content_key=wrapped,
+        content_key_id=settings.master_key_id,
+        size_bytes=encrypted.size_bytes,
+        sha256=encrypted.sha256,
     )
 
 
 def open_content(*, storage_key: str, content_key: bytes, content_key_id: str) -> BinaryIO:
-    blob = (_root() / storage_key).read_bytes()
-    key = aes_key_unwrap(_master_key(), content_key)
-    return io.BytesIO(AESGCM(key).decrypt(blob[:12], blob[12:], None))
+    """The decrypted, authenticated content: a seekable file at position 0 (close it)."""
+    check_key(storage_key)
+    data_key = _unwrap(content_key, content_key_id)
+    with closing(_store().get(storage_key)) as stream:
+        return crypto.decrypt(stream, data_key=data_key, storage_key=storage_key)
 
 
 def delete_content(storage_key: str) -> None:
-    (_root() / storage_key).unlink(missing_ok=True)
+    """Remove the stored object; deleting what is already gone is not an error."""
+    _store().delete(storage_key)
+    log.info("deleted object %s", storage_key)
 
 
 def check_storage() -> None:
-    _root()
+    """Raise StorageError unless the store can be used (the readiness probe calls this)."""
+    validate_master_key(_settings().master_key)
+    _store().check()
+
+
+def list_storage_keys() -> Iterator[str]:
+    """Every storage key in the store, for reconciling objects with documents."""
+    return _store().keys()
+
+
+def _unwrap(content_key: bytes, content_key_id: str) -> bytes:
+    settings = _settings()
+    # Only one master key is configured for now; rotation will add older ones by id.
+    if content_key_id != settings.master_key_id:
+        raise MasterKeyError(
+            f"the content key was wrapped by master key {content_key_id!r}, but the configured "
+            f"one is {settings.master_key_id!r} (EBOX_MASTER_KEY_ID)"
+        )
+    return crypto.unwrap_data_key(
+        content_key, master_key=settings.master_key, master_key_id=content_key_id
+    )
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.config["EBOX"]
+    return settings
+
+
+def _store() -> ObjectStore:
+    """The application's store, built once per app and rebuilt only if its settings change."""
+    settings = _settings()
+    wanted = _store_settings(settings)
+    cached = current_app.extensions.get(_EXTENSION)
+    if cached is None or cached[0] != wanted:
+        cached = (wanted, _build_store(settings))
+        current_app.extensions[_EXTENSION] = cached
+    store: ObjectStore = cached[1]
+    return store
+
+
+def _store_settings(settings: Settings) -> tuple[str, ...]:
+    return (
+        settings.storage_backend,
+        settings.storage_path,
+        settings.s3_endpoint_url,
+        settings.s3_bucket,
+        settings.s3_region,
+        settings.s3_access_key_id,
+        settings.s3_secret_access_key,
+    )
+
+
+def _build_store(settings: Settings) -> ObjectStore:
+    if settings.storage_backend == "local":
+        return LocalStore(settings.storage_path)
+    if settings.storage_backend == "s3":
+        from ebox.storage.s3 import S3Store  # boto3 is slow to import: only when used
+
+        return S3Store(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key,
+        )
+    raise StorageUnavailable(
+        f"EBOX_STORAGE must be 'local' or 's3', not {settings.storage_backend!r}"
+    )
