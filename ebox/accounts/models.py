@@ -9,10 +9,10 @@ from sqlalchemy import ForeignKey, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ebox.db_types import UTCDateTime, utcnow
-from ebox.extensions import db
+from ebox.extensions import Model
 
 
-class Citizen(db.Model):
+class Citizen(Model):
     """A citizen who has logged in at least once. Documents may wait for one who has not."""
 
     __tablename__ = "citizens"
@@ -35,19 +35,21 @@ class Citizen(db.Model):
         return self.conditions_accepted_at is not None and self.email_confirmed_at is not None
 
 
-class WebSession(db.Model):
+class WebSession(Model):
     """A logged-in browser. The cookie holds only this id, so logout and timeouts are real."""
 
     __tablename__ = "web_sessions"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id", ondelete="CASCADE"), index=True)
+    citizen_id: Mapped[int] = mapped_column(
+        ForeignKey("citizens.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class SeenAssertion(db.Model):
+class SeenAssertion(Model):
     """SAML assertion ids already accepted: a second use of one is a replay."""
 
     __tablename__ = "saml_seen_assertions"

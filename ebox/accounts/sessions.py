@@ -7,9 +7,10 @@ a copied cookie stops working with them.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
-from typing import Any, Callable, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from flask import current_app, g, redirect, request, session, url_for
 
