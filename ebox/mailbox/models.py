@@ -9,11 +9,11 @@ from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ebox.db_types import UTCDateTime, utcnow
-from ebox.extensions import db
+from ebox.extensions import Model
 from ebox.senders.models import MessageType, Sender
 
 
-class Document(db.Model):
+class Document(Model):
     """One document published to one citizen.
 
     Addressed by national number, not by citizen row: a document may arrive before the
@@ -67,7 +67,7 @@ class Document(db.Model):
         return self.deleted_at is None and self.expires_at > now
 
 
-class DocumentAccessEvent(db.Model):
+class DocumentAccessEvent(Model):
     """Every time the citizen opens, downloads, hides or unhides a document."""
 
     __tablename__ = "document_access_events"
@@ -76,7 +76,9 @@ class DocumentAccessEvent(db.Model):
     document_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("documents.id", ondelete="CASCADE"), index=True
     )
-    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id", ondelete="CASCADE"), index=True)
+    citizen_id: Mapped[int] = mapped_column(
+        ForeignKey("citizens.id", ondelete="CASCADE"), index=True
+    )
     action: Mapped[str] = mapped_column(String(20))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ip_address: Mapped[str | None] = mapped_column(String(45))

@@ -1,4 +1,7 @@
-"""Writes to the mailbox. publish_document() is the only way a document enters eBox."""
+"""Writes to the mailbox. publish_document() is the only way a document enters eBox.
+
+The citizen's side: marking read, hiding, unhiding and the log of every access.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +13,11 @@ from typing import BinaryIO
 from sqlalchemy import select
 
 from ebox import national_number
+from ebox.accounts.models import Citizen
 from ebox.config import LANGUAGES
 from ebox.db_types import utcnow
 from ebox.extensions import db
-from ebox.mailbox.models import Document
+from ebox.mailbox.models import Document, DocumentAccessEvent
 from ebox.senders.models import MessageType, Sender
 from ebox.storage.services import delete_content, store_content
 from ebox.transactions import after_rollback
@@ -24,7 +28,7 @@ MAX_TITLE_LENGTH = 400
 
 
 class PublicationRefused(ValueError):
-    """A document cannot be published. `code` is stable (SOAP faults use it); the message explains."""
+    """A document cannot be published. `code` is stable (faults use it), the message explains."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -102,7 +106,9 @@ def _check(publication: Publication) -> str:
     if not publication.sender.is_active:
         raise PublicationRefused("SENDER_NOT_ACTIVE", "This sender may not publish.")
     if publication.message_type.sender_id != publication.sender.id:
-        raise PublicationRefused("MESSAGE_TYPE_NOT_ALLOWED", "This message type is not the sender's.")
+        raise PublicationRefused(
+            "MESSAGE_TYPE_NOT_ALLOWED", "This message type is not the sender's."
+        )
     if publication.language not in LANGUAGES:
         raise PublicationRefused("INVALID_LANGUAGE", "The language must be nl, fr, de or en.")
     if not publication.title.strip() or len(publication.title) > MAX_TITLE_LENGTH:
@@ -130,3 +136,84 @@ def _find_by_message_id(publication: Publication) -> Document | None:
 
 def _default_expiry(message_type: MessageType) -> datetime:
     return utcnow() + timedelta(days=message_type.validity_days)
+
+
+# --- the citizen's side ------------------------------------------------------------------
+
+ACTION_OPENED = "opened"
+ACTION_DOWNLOADED = "downloaded"
+ACTION_VIEWED_INLINE = "viewed_inline"
+ACTION_HIDDEN = "hidden"
+ACTION_UNHIDDEN = "unhidden"
+ACTION_RECEIPT_CONFIRMED = "receipt_confirmed"
+ACTIONS = (
+    ACTION_OPENED,
+    ACTION_DOWNLOADED,
+    ACTION_VIEWED_INLINE,
+    ACTION_HIDDEN,
+    ACTION_UNHIDDEN,
+    ACTION_RECEIPT_CONFIRMED,
+)
+MAX_USER_AGENT_LENGTH = 300
+MAX_IP_LENGTH = 45
+
+
+def record_access(
+    *,
+    document: Document,
+    citizen: Citizen,
+    action: str,
+    ip_address: str | None,
+    user_agent: str | None,
+) -> DocumentAccessEvent:
+    """Log one access of the citizen to a document; the citizen sees these on the history page."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown access action {action!r}")
+    event = DocumentAccessEvent(
+        document_id=document.id,
+        citizen_id=citizen.id,
+        action=action,
+        occurred_at=utcnow(),
+        ip_address=(ip_address or "")[:MAX_IP_LENGTH] or None,
+        user_agent=(user_agent or "")[:MAX_USER_AGENT_LENGTH] or None,
+    )
+    db.session.add(event)
+    db.session.flush()
+    return event
+
+
+def mark_read(*, document: Document) -> bool:
+    """Set read_at the first time only: it records when the citizen first opened the document."""
+    if document.read_at is not None:
+        return False
+    document.read_at = utcnow()
+    db.session.flush()
+    return True
+
+
+def needs_receipt_confirmation(document: Document) -> bool:
+    """Registered mail stays closed until the citizen confirms that opening records a receipt."""
+    return document.is_registered and document.read_at is None
+
+
+def confirm_receipt(*, document: Document) -> bool:
+    """The citizen accepts that opening a registered document records a proof of receipt."""
+    if not document.is_registered:
+        raise ValueError("only registered documents have a receipt to confirm")
+    confirmed = mark_read(document=document)
+    if confirmed:
+        log.info("receipt of registered document %s confirmed", document.id)
+    return confirmed
+
+
+def hide_document(*, document: Document) -> None:
+    """Move the document to the archive. It stays until its sender's expiry, like any other."""
+    if document.hidden_at is None:
+        document.hidden_at = utcnow()
+        db.session.flush()
+
+
+def unhide_document(*, document: Document) -> None:
+    if document.hidden_at is not None:
+        document.hidden_at = None
+        db.session.flush()

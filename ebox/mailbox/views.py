@@ -1,13 +1,285 @@
-"""The citizen's inbox and documents."""
+"""The citizen's inbox, documents and access history.
+
+A document of another citizen answers exactly like a missing one (404), so that ids cannot be
+probed; the attempt is logged as a warning.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import logging
+import unicodedata
+import uuid
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
+from flask_babel import format_decimal, get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from ebox.accounts.sessions import current_citizen, login_required
+from ebox.config import Settings
+from ebox.db_types import utcnow
+from ebox.mailbox import queries, services
+from ebox.mailbox.forms import SHOW_ARCHIVE, SHOW_INBOX, InboxFilterForm
+from ebox.mailbox.models import Document
+from ebox.mailbox.queries import InboxFilter
+from ebox.storage.services import open_content
+from ebox.web import is_htmx, render_page_or_fragment
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("mailbox", __name__)
 
+PDF = "application/pdf"
+MAX_FILE_NAME_LENGTH = 150
+VIEW_DOCUMENT = "document"
+
+ACTION_LABELS = {
+    services.ACTION_OPENED: _l("You opened the document"),
+    services.ACTION_DOWNLOADED: _l("You downloaded the PDF"),
+    services.ACTION_VIEWED_INLINE: _l("You viewed the PDF in the browser"),
+    services.ACTION_HIDDEN: _l("You moved the document to the archive"),
+    services.ACTION_UNHIDDEN: _l("You moved the document back to the inbox"),
+    services.ACTION_RECEIPT_CONFIRMED: _l("You opened the registered letter and confirmed receipt"),
+}
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.config["EBOX"]
+    return settings
+
+
+def _page_number() -> int:
+    raw = request.args.get("page", "1")
+    return int(raw) if raw.isdigit() and len(raw) < 7 else 1
+
+
+# --- the inbox ---------------------------------------------------------------------------
+
 
 @bp.get("/")
+@login_required
 def inbox() -> ResponseReturnValue:
-    return render_template("mailbox/inbox.html")
+    citizen = current_citizen()
+    now = utcnow()
+    form = InboxFilterForm(request.args, queries.senders_of(citizen, now=now))
+    wanted = form.to_filter(page=_page_number())
+    documents = queries.inbox_page(citizen, wanted, now=now, size=_settings().inbox_page_size)
+    return render_page_or_fragment(
+        "mailbox/inbox.html",
+        "mailbox/_document_list.html",
+        form=form,
+        wanted=wanted,
+        documents=documents,
+        filter_args=_filter_args(wanted),
+        view=SHOW_ARCHIVE if wanted.show_hidden else SHOW_INBOX,
+        has_documents=queries.count_available(citizen, now=now) > 0,
+        unread_count=queries.count_unread(citizen, now=now),
+    )
+
+
+def _filter_args(wanted: InboxFilter) -> dict[str, str]:
+    """The query string of the current filter, for paging links (page number excluded)."""
+    args = {"show": SHOW_ARCHIVE if wanted.show_hidden else ""}
+    args.update(q=wanted.search, sender=str(wanted.sender_id or ""))
+    args["unread"] = "y" if wanted.unread_only else ""
+    return {name: value for name, value in args.items() if value}
+
+
+# --- one document ------------------------------------------------------------------------
+
+
+def _own_document(document_id: uuid.UUID) -> Document:
+    """The citizen's available document, or 404: the same 404 for missing and not theirs."""
+    citizen = current_citizen()
+    document = queries.find_document(document_id)
+    if document is not None and document.recipient_national_number != citizen.national_number:
+        log.warning(
+            "citizen %s asked for document %s, which is not theirs",
+            citizen.national_number,
+            document_id,
+        )
+        abort(404)
+    if document is None or not document.is_available(utcnow()):
+        abort(404)
+    return document
+
+
+def _record(document: Document, action: str) -> None:
+    services.record_access(
+        document=document,
+        citizen=current_citizen(),
+        action=action,
+        ip_address=request.remote_addr,
+        user_agent=request.user_agent.string,
+    )
+
+
+@bp.get("/documents/<uuid:document_id>")
+@login_required
+def document(document_id: uuid.UUID) -> ResponseReturnValue:
+    document = _own_document(document_id)
+    if not services.needs_receipt_confirmation(document):
+        services.mark_read(document=document)
+    _record(document, services.ACTION_OPENED)
+    return render_template(
+        "mailbox/document.html",
+        document=document,
+        message_type_name=document.message_type.name_in(_language()),
+        is_closed=services.needs_receipt_confirmation(document),
+        is_pdf=document.media_type == PDF,
+        view=VIEW_DOCUMENT,
+    )
+
+
+def _language() -> str:
+    return str(get_locale() or "nl")
+
+
+@bp.post("/documents/<uuid:document_id>/receipt")
+@login_required
+def confirm_receipt(document_id: uuid.UUID) -> ResponseReturnValue:
+    document = _own_document(document_id)
+    if document.is_registered and services.confirm_receipt(document=document):
+        _record(document, services.ACTION_RECEIPT_CONFIRMED)
+    return redirect(url_for(".document", document_id=document.id), 303)
+
+
+@bp.get("/documents/<uuid:document_id>/content")
+@login_required
+def content(document_id: uuid.UUID) -> ResponseReturnValue:
+    document = _own_document(document_id)
+    if services.needs_receipt_confirmation(document):
+        return render_template("mailbox/receipt_required.html", document=document), 403
+    if not (document.storage_key and document.content_key and document.content_key_id):
+        abort(404)
+    stream = open_content(
+        storage_key=document.storage_key,
+        content_key=document.content_key,
+        content_key_id=document.content_key_id,
+    )
+    is_inline = request.args.get("disposition") == "inline" and document.media_type == PDF
+    services.mark_read(document=document)
+    action = services.ACTION_VIEWED_INLINE if is_inline else services.ACTION_DOWNLOADED
+    _record(document, action)
+    return _file_response(stream, document, is_inline=is_inline)
+
+
+def _file_response(stream: Any, document: Document, *, is_inline: bool) -> Response:
+    # Only a PDF is served as what it is; anything else is opaque bytes to save, never to render.
+    response = send_file(
+        stream,
+        mimetype=PDF if document.media_type == PDF else "application/octet-stream",
+        as_attachment=not is_inline,
+        download_name=download_name(document.file_name),
+        conditional=False,
+        etag=False,
+    )
+    if response.content_length is None:
+        stream.seek(0, 2)
+        response.content_length = stream.tell()
+        stream.seek(0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def download_name(file_name: str | None) -> str:
+    """A file name safe to put in Content-Disposition: no path, no control or quote characters."""
+    name = (file_name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = unicodedata.normalize("NFC", name)
+    name = "".join("_" if _is_unsafe(char) else char for char in name).strip(" ._")
+    if len(name) > MAX_FILE_NAME_LENGTH:
+        stem, dot, extension = name.rpartition(".")
+        keep = MAX_FILE_NAME_LENGTH - len(extension) - 1
+        short = dot and len(extension) <= 8
+        name = f"{stem[:keep]}.{extension}" if short else name[:MAX_FILE_NAME_LENGTH]
+    return name or "document.pdf"
+
+
+def _is_unsafe(char: str) -> bool:
+    return not char.isprintable() or char in '"<>:*?|'
+
+
+# --- archive ------------------------------------------------------------------------------
+
+
+@bp.post("/documents/<uuid:document_id>/hide")
+@login_required
+def hide(document_id: uuid.UUID) -> ResponseReturnValue:
+    document = _own_document(document_id)
+    services.hide_document(document=document)
+    _record(document, services.ACTION_HIDDEN)
+    return _after_archive_change(
+        document, _("“%(title)s” is now in the archive.", title=document.title)
+    )
+
+
+@bp.post("/documents/<uuid:document_id>/unhide")
+@login_required
+def unhide(document_id: uuid.UUID) -> ResponseReturnValue:
+    document = _own_document(document_id)
+    services.unhide_document(document=document)
+    _record(document, services.ACTION_UNHIDDEN)
+    message = _("“%(title)s” is back in the inbox.", title=document.title)
+    return _after_archive_change(document, message)
+
+
+def _after_archive_change(document: Document, message: str) -> ResponseReturnValue:
+    """htmx swaps the row (or the button on the document page); without JS: post/redirect/get."""
+    view = request.form.get("view", SHOW_INBOX)
+    if view not in (SHOW_INBOX, SHOW_ARCHIVE, VIEW_DOCUMENT):
+        view = SHOW_INBOX
+    back = _local_path(request.form.get("next"))
+    context = {"document": document, "view": view, "back": back, "message": message}
+    if not is_htmx():
+        flash(message, "success")
+        return redirect(back, 303)
+    if view == VIEW_DOCUMENT:
+        return render_template("mailbox/_archive_toggle.html", **context)
+    if (document.hidden_at is not None) == (view == SHOW_ARCHIVE):
+        return render_template("mailbox/_document_row.html", **context)
+    return render_template("mailbox/_moved_row.html", **context)
+
+
+def _local_path(raw: str | None) -> str:
+    """Where to go back to: a path of this site only, never another site (open redirect)."""
+    if not raw or not raw.startswith("/") or raw.startswith("//"):
+        return url_for(".inbox")
+    if "\\" in raw or any(ord(char) < 0x21 or ord(char) == 0x7F for char in raw):
+        return url_for(".inbox")
+    return raw
+
+
+# --- access history -----------------------------------------------------------------------
+
+
+@bp.get("/history")
+@login_required
+def history() -> ResponseReturnValue:
+    page = queries.access_history(
+        current_citizen(), number=_page_number(), size=_settings().inbox_page_size
+    )
+    return render_template("mailbox/history.html", page=page, now=utcnow(), labels=ACTION_LABELS)
+
+
+@bp.app_template_filter("file_size")
+def file_size(size_bytes: int) -> str:
+    """A size in the citizen's number format: 512 bytes, 12.4 kB, 1.2 MB."""
+    if size_bytes < 1024:
+        return _("%(count)s bytes", count=format_decimal(size_bytes))
+    if size_bytes < 1024 * 1024:
+        return _("%(count)s kB", count=format_decimal(round(size_bytes / 1024, 1)))
+    return _("%(count)s MB", count=format_decimal(round(size_bytes / 1024 / 1024, 1)))
