@@ -1,7 +1,7 @@
 """The RQ worker (with its scheduler), running jobs inside an eBox application context.
 
-    python worker.py            # queues: default
-    EBOX_REDIS_URL=redis://...  # production; unset, an embedded Redis under instance/ is used
+python worker.py            # queues: default
+EBOX_REDIS_URL=redis://...  # production; unset, an embedded Redis under instance/ is used
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sys
 from rq import Queue, Worker
 
 from ebox import create_app
-from ebox.redis_connection import embedded_redis
 from ebox.redis_connection import connect as connect_redis
+from ebox.redis_connection import embedded_redis
 
 QUEUES = ("default",)
 

@@ -38,7 +38,12 @@ def create_app(settings: Settings | None = None, **flask_overrides: Any) -> Flas
 
 def _init_extensions(app: Flask) -> None:
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"), render_as_batch=True)
+    migrate.init_app(
+        app,
+        db,
+        directory=str(Path(__file__).resolve().parent.parent / "migrations"),
+        render_as_batch=True,
+    )
     csrf.init_app(app)
     babel.init_app(app, locale_selector=web.select_language)
     _import_models()
@@ -46,9 +51,9 @@ def _init_extensions(app: Flask) -> None:
 
 def _import_models() -> None:
     """Every model module, so that the metadata (and Alembic) know every table."""
-    import ebox.accounts.models  # noqa: F401
-    import ebox.mailbox.models  # noqa: F401
-    import ebox.profile.models  # noqa: F401
+    import ebox.accounts.models
+    import ebox.mailbox.models
+    import ebox.profile.models
     import ebox.senders.models  # noqa: F401
 
 
@@ -82,4 +87,3 @@ def register_commands(app: Flask) -> None:
     from ebox.cli import ebox_group
 
     app.cli.add_command(ebox_group)
-

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_SECRET_KEY = "dev-secret-key-not-for-production"
+DEFAULT_SECRET_KEY = "dev-secret-key-not-for-production"  # noqa: S105 (production refuses it)
 # 32 bytes, base64: the embedded default master key. Production refuses it.
 DEFAULT_MASTER_KEY = "ZWJveC1lbWJlZGRlZC1kZWZhdWx0LW1hc3Rlci1rZXk="
 LANGUAGES = ("nl", "fr", "de", "en")
@@ -142,7 +142,13 @@ class Settings:
         """Why these settings must not run in production; empty when they may."""
         problems = []
         if self.uses_demo_idp:
-            problems.append("EBOX_SAML_IDP is 'demo': set it to 'federation' and give EBOX_SAML_IDP_METADATA")
+            problems.append(
+                "EBOX_SAML_IDP is 'demo': set it to 'federation' and give EBOX_SAML_IDP_METADATA"
+            )
+        if not (self.saml_sp_key and self.saml_sp_cert):
+            problems.append(
+                "EBOX_SAML_SP_KEY and EBOX_SAML_SP_CERT must be set (the SP signs requests)"
+            )
         if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
             problems.append("EBOX_SECRET_KEY is the default or shorter than 32 characters")
         if self.master_key == DEFAULT_MASTER_KEY:
@@ -156,12 +162,18 @@ class Settings:
         return problems
 
     def check(self) -> None:
+        # Imported here: the storage package imports this module. MasterKeyError is a ConfigError.
+        from ebox.storage.crypto import validate_master_key
+
+        validate_master_key(self.master_key)
         if self.env not in {"development", "production", "test"}:
             raise ConfigError(f"EBOX_ENV must be development, test or production, not {self.env!r}")
         if self.storage_backend not in {"local", "s3"}:
             raise ConfigError(f"EBOX_STORAGE must be 'local' or 's3', not {self.storage_backend!r}")
         if self.saml_idp not in {"demo", "federation"}:
-            raise ConfigError(f"EBOX_SAML_IDP must be 'demo' or 'federation', not {self.saml_idp!r}")
+            raise ConfigError(
+                f"EBOX_SAML_IDP must be 'demo' or 'federation', not {self.saml_idp!r}"
+            )
         if self.saml_idp == "federation" and not self.saml_idp_metadata:
             raise ConfigError("EBOX_SAML_IDP is 'federation' but EBOX_SAML_IDP_METADATA is empty")
         if self.is_production:
@@ -186,6 +198,6 @@ class Settings:
             "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
             "WTF_CSRF_TIME_LIMIT": None,
             "BABEL_DEFAULT_LOCALE": "nl",
+            "BABEL_DEFAULT_TIMEZONE": "Europe/Brussels",
             "BABEL_TRANSLATION_DIRECTORIES": str(Path(__file__).parent / "translations"),
         }
-

@@ -1,5 +1,7 @@
 """Flask extensions, created unbound and bound in create_app()."""
 
+from typing import TYPE_CHECKING
+
 from flask_babel import Babel
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -22,6 +24,13 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# The models' base class. db.Model is made at run time, which type checkers cannot follow; for
+# them it is the declarative Base it extends.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate()
 babel = Babel()
 csrf = CSRFProtect()

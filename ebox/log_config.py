@@ -7,7 +7,9 @@ import re
 import sys
 
 # Eleven digits standing alone, with or without the printed separators (85.07.30-033.28).
-_NATIONAL_NUMBER = re.compile(r"(?<!\d)(\d{2})\.?(\d{2})\.?(\d{2})-?(\d{3})\.?(\d{2})(?!\d)")
+_NATIONAL_NUMBER = re.compile(
+    r"(?<![0-9A-Za-z])(\d{2})\.?(\d{2})\.?(\d{2})-?(\d{3})\.?(\d{2})(?![0-9A-Za-z])"
+)
 
 
 def mask_national_numbers(text: str) -> str:

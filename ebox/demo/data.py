@@ -35,8 +35,13 @@ DEMO_CITIZENS = (
     DemoCitizen(national_number.make("850730033"), "Jan", "Peeters", "nl", activated=False),
     DemoCitizen(national_number.make("790215264"), "Marie", "Dubois", "fr", activated=True),
     DemoCitizen(national_number.make("660412187"), "Lukas", "Schmitz", "de", activated=True),
-    DemoCitizen(national_number.make("030901125", born_from_2000=True), "Emma", "Claes", "en",
-                activated=False),
+    DemoCitizen(
+        national_number.make("030901125", born_from_2000=True),
+        "Emma",
+        "Claes",
+        "en",
+        activated=False,
+    ),
 )
 
 DEMO_SENDERS = (
@@ -48,8 +53,16 @@ DEMO_SENDERS = (
         "contact_url": "https://pensions.demo.example/contact",
         "contact_address": "Zuidertoren, 1060 Brussels",
         "may_send_registered": True,
-        "types": [("PENSION_STATEMENT", "Pensioenoverzicht", "Aperçu de pension",
-                   "Rentenübersicht", "Pension statement", 365)],
+        "types": [
+            (
+                "PENSION_STATEMENT",
+                "Pensioenoverzicht",
+                "Aperçu de pension",
+                "Rentenübersicht",
+                "Pension statement",
+                365,
+            )
+        ],
     },
     {
         "name": "Demo Family Allowance Fund",
@@ -59,32 +72,86 @@ DEMO_SENDERS = (
         "contact_url": "https://family.demo.example",
         "contact_address": "Rue de Trèves 70, 1000 Brussels",
         "may_send_registered": False,
-        "types": [("ALLOWANCE_DECISION", "Beslissing kinderbijslag", "Décision allocations",
-                   "Kindergeldbescheid", "Allowance decision", 90)],
+        "types": [
+            (
+                "ALLOWANCE_DECISION",
+                "Beslissing kinderbijslag",
+                "Décision allocations",
+                "Kindergeldbescheid",
+                "Allowance decision",
+                90,
+            )
+        ],
     },
 )
 
 # (ticket, sender index, title per language, days until deletion, registered, already read)
 DEMO_DOCUMENTS = (
-    ("DEMO-0001", 0, {"nl": "Uw pensioenoverzicht 2026", "fr": "Votre aperçu de pension 2026",
-                      "de": "Ihre Rentenübersicht 2026", "en": "Your pension statement 2026"},
-     300, False, False),
-    ("DEMO-0002", 1, {"nl": "Beslissing over uw kinderbijslag",
-                      "fr": "Décision concernant vos allocations familiales",
-                      "de": "Bescheid über Ihr Kindergeld",
-                      "en": "Decision on your family allowance"}, 80, False, False),
-    ("DEMO-0003", 0, {"nl": "Aangetekende brief: wijziging van uw pensioenbetaling",
-                      "fr": "Lettre recommandée : modification de votre paiement de pension",
-                      "de": "Einschreiben: Änderung Ihrer Rentenzahlung",
-                      "en": "Registered letter: change of your pension payment"}, 120, True, False),
-    ("DEMO-0004", 1, {"nl": "Betalingskalender voor het volgende kwartaal",
-                      "fr": "Calendrier des paiements du prochain trimestre",
-                      "de": "Zahlungsplan für das nächste Quartal",
-                      "en": "Payment schedule for next quarter"}, 5, False, False),
-    ("DEMO-0005", 0, {"nl": "Bevestiging van uw adreswijziging",
-                      "fr": "Confirmation de votre changement d'adresse",
-                      "de": "Bestätigung Ihrer Adressänderung",
-                      "en": "Confirmation of your address change"}, 200, False, True),
+    (
+        "DEMO-0001",
+        0,
+        {
+            "nl": "Uw pensioenoverzicht 2026",
+            "fr": "Votre aperçu de pension 2026",
+            "de": "Ihre Rentenübersicht 2026",
+            "en": "Your pension statement 2026",
+        },
+        300,
+        False,
+        False,
+    ),
+    (
+        "DEMO-0002",
+        1,
+        {
+            "nl": "Beslissing over uw kinderbijslag",
+            "fr": "Décision concernant vos allocations familiales",
+            "de": "Bescheid über Ihr Kindergeld",
+            "en": "Decision on your family allowance",
+        },
+        80,
+        False,
+        False,
+    ),
+    (
+        "DEMO-0003",
+        0,
+        {
+            "nl": "Aangetekende brief: wijziging van uw pensioenbetaling",
+            "fr": "Lettre recommandée : modification de votre paiement de pension",
+            "de": "Einschreiben: Änderung Ihrer Rentenzahlung",
+            "en": "Registered letter: change of your pension payment",
+        },
+        120,
+        True,
+        False,
+    ),
+    (
+        "DEMO-0004",
+        1,
+        {
+            "nl": "Betalingskalender voor het volgende kwartaal",
+            "fr": "Calendrier des paiements du prochain trimestre",
+            "de": "Zahlungsplan für das nächste Quartal",
+            "en": "Payment schedule for next quarter",
+        },
+        5,
+        False,
+        False,
+    ),
+    (
+        "DEMO-0005",
+        0,
+        {
+            "nl": "Bevestiging van uw adreswijziging",
+            "fr": "Confirmation de votre changement d'adresse",
+            "de": "Bestätigung Ihrer Adressänderung",
+            "en": "Confirmation of your address change",
+        },
+        200,
+        False,
+        True,
+    ),
 )
 
 
@@ -96,11 +163,10 @@ def create_demo_data() -> str:
     for citizen in citizens:
         for ticket, sender_index, titles, days, registered, read in DEMO_DOCUMENTS:
             title = titles[citizen.language]
-            published += _document(citizen, senders[sender_index], ticket, title, days, registered, read)
-    return (
-        f"demo data: {len(senders)} senders, {len(citizens)} citizens, "
-        f"{published} new documents"
-    )
+            published += _document(
+                citizen, senders[sender_index], ticket, title, days, registered, read
+            )
+    return f"demo data: {len(senders)} senders, {len(citizens)} citizens, {published} new documents"
 
 
 def _sender(spec: dict) -> Sender:
@@ -114,8 +180,17 @@ def _sender(spec: dict) -> Sender:
         db.session.flush()
     for code, nl, fr, de, en, days in spec["types"]:
         if not any(t.code == code for t in sender.message_types):
-            db.session.add(MessageType(sender_id=sender.id, code=code, name_nl=nl, name_fr=fr,
-                                       name_de=de, name_en=en, validity_days=days))
+            db.session.add(
+                MessageType(
+                    sender_id=sender.id,
+                    code=code,
+                    name_nl=nl,
+                    name_fr=fr,
+                    name_de=de,
+                    name_en=en,
+                    validity_days=days,
+                )
+            )
     db.session.flush()
     db.session.refresh(sender)
     return sender
@@ -126,8 +201,12 @@ def _citizen(demo: DemoCitizen) -> Citizen:
         select(Citizen).where(Citizen.national_number == demo.national_number)
     ).first()
     if citizen is None:
-        citizen = Citizen(national_number=demo.national_number, given_name=demo.given_name,
-                          surname=demo.surname, language=demo.language)
+        citizen = Citizen(
+            national_number=demo.national_number,
+            given_name=demo.given_name,
+            surname=demo.surname,
+            language=demo.language,
+        )
         if demo.activated:
             now = utcnow()
             citizen.email = f"{demo.given_name.lower()}.{demo.surname.lower()}@example.org"
@@ -138,8 +217,15 @@ def _citizen(demo: DemoCitizen) -> Citizen:
     return citizen
 
 
-def _document(citizen: Citizen, sender: Sender, ticket: str, title: str, days: int,
-              registered: bool, read: bool) -> int:
+def _document(
+    citizen: Citizen,
+    sender: Sender,
+    ticket: str,
+    title: str,
+    days: int,
+    registered: bool,
+    read: bool,
+) -> int:
     """Publish one demo document unless this citizen already has it; 1 if published."""
     ticket = f"{ticket}-{citizen.national_number[-5:]}"
     exists = db.session.scalars(
@@ -148,14 +234,28 @@ def _document(citizen: Citizen, sender: Sender, ticket: str, title: str, days: i
     if exists is not None:
         return 0
     message_type = sender.message_types[0]
-    pdf = make_pdf(title, [sender.name, f"For {citizen.given_name} {citizen.surname}",
-                           "This is a demonstration document created by eBox."])
+    pdf = make_pdf(
+        title,
+        [
+            sender.name,
+            f"For {citizen.given_name} {citizen.surname}",
+            "This is a demonstration document created by eBox.",
+        ],
+    )
     document = publish_document(
-        Publication(sender=sender, message_type=message_type,
-                    recipient_national_number=citizen.national_number, ticket=ticket,
-                    sequence=None, title=title, language=citizen.language,
-                    file_name=f"{ticket.lower()}.pdf", media_type="application/pdf",
-                    expires_at=utcnow() + timedelta(days=days), is_registered=registered),
+        Publication(
+            sender=sender,
+            message_type=message_type,
+            recipient_national_number=citizen.national_number,
+            ticket=ticket,
+            sequence=None,
+            title=title,
+            language=citizen.language,
+            file_name=f"{ticket.lower()}.pdf",
+            media_type="application/pdf",
+            expires_at=utcnow() + timedelta(days=days),
+            is_registered=registered,
+        ),
         pdf,
     )
     if read:

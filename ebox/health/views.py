@@ -29,7 +29,9 @@ def readyz() -> ResponseReturnValue:
         checks["redis"] = _check_redis
     results = {name: _run(name, check) for name, check in checks.items()}
     healthy = all(result == "ok" for result in results.values())
-    return jsonify(status="ok" if healthy else "unavailable", checks=results), 200 if healthy else 503
+    return jsonify(
+        status="ok" if healthy else "unavailable", checks=results
+    ), 200 if healthy else 503
 
 
 def _run(name: str, check: object) -> str:

@@ -8,10 +8,10 @@ from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ebox.db_types import UTCDateTime, utcnow
-from ebox.extensions import db
+from ebox.extensions import Model
 
 
-class EmailChallenge(db.Model):
+class EmailChallenge(Model):
     """A 6-digit code sent to an address the citizen wants to register."""
 
     __tablename__ = "email_challenges"

@@ -8,10 +8,10 @@ from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ebox.db_types import UTCDateTime, utcnow
-from ebox.extensions import db
+from ebox.extensions import Model
 
 
-class Sender(db.Model):
+class Sender(Model):
     __tablename__ = "senders"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -31,7 +31,7 @@ class Sender(db.Model):
     )
 
 
-class MessageType(db.Model):
+class MessageType(Model):
     __tablename__ = "message_types"
     __table_args__ = (UniqueConstraint("sender_id", "code"),)
 
