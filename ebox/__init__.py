@@ -52,6 +52,9 @@ def _init_extensions(app: Flask) -> None:
 def _import_models() -> None:
     """Every model module, so that the metadata (and Alembic) know every table."""
     import ebox.accounts.models
+    import ebox.admin.models
+    import ebox.applications.models
+    import ebox.audit.models
     import ebox.mailbox.models
     import ebox.profile.models
     import ebox.senders.models  # noqa: F401
@@ -60,12 +63,23 @@ def _import_models() -> None:
 def register_blueprints(app: Flask) -> None:
     """Every blueprint of eBox, in one place. Demo helpers only outside production."""
     from ebox.accounts.views import bp as accounts_bp
+    from ebox.admin.views import bp as admin_bp
+    from ebox.applications.views import bp as applications_bp
     from ebox.health.views import bp as health_bp
     from ebox.mailbox.views import bp as mailbox_bp
     from ebox.profile.views import bp as profile_bp
+    from ebox.soap.views import bp as soap_bp
 
     app.before_request(_load_citizen)
-    for blueprint in (health_bp, accounts_bp, profile_bp, mailbox_bp):
+    for blueprint in (
+        health_bp,
+        accounts_bp,
+        profile_bp,
+        mailbox_bp,
+        applications_bp,
+        admin_bp,
+        soap_bp,
+    ):
         app.register_blueprint(blueprint)
 
     settings: Settings = app.config["EBOX"]

@@ -81,6 +81,11 @@ class Settings:
     email_code_attempts: int = 5
     inbox_page_size: int = 20
     max_document_bytes: int = 10 * 1024 * 1024
+    # SOAP requests: refused before parsing above this size (a 10 MB document in base64 is
+    # 13.4 MB); the expiry a sender may ask for, in days from publication.
+    soap_max_request_bytes: int = 16 * 1024 * 1024
+    min_expiry_days: int = 1
+    max_expiry_days: int = 3 * 365 + 1
     cookie_secure: bool = False
 
     @classmethod
@@ -119,6 +124,9 @@ class Settings:
             email_code_attempts=_env_int("EMAIL_CODE_ATTEMPTS", 5),
             inbox_page_size=_env_int("INBOX_PAGE_SIZE", 20),
             max_document_bytes=_env_int("MAX_DOCUMENT_BYTES", 10 * 1024 * 1024),
+            soap_max_request_bytes=_env_int("SOAP_MAX_REQUEST_BYTES", 16 * 1024 * 1024),
+            min_expiry_days=_env_int("MIN_EXPIRY_DAYS", 1),
+            max_expiry_days=_env_int("MAX_EXPIRY_DAYS", 3 * 365 + 1),
             cookie_secure=_env_bool("COOKIE_SECURE", env == "production"),
         )
         if settings.saml_sp_entity_id == "":

@@ -1,10 +1,11 @@
-"""Institutions that publish documents, and the kinds of message each may send."""
+"""Institutions that publish documents, the kinds of message each may send, and the
+certificates their back offices sign SOAP requests with."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ebox.db_types import UTCDateTime, utcnow
@@ -22,12 +23,16 @@ class Sender(Model):
     contact_phone: Mapped[str] = mapped_column(String(50), default="")
     contact_url: Mapped[str] = mapped_column(String(500), default="")
     contact_address: Mapped[str] = mapped_column(String(500), default="")
+    # A suspended sender (is_active False) is refused at the door of every web service.
     is_active: Mapped[bool] = mapped_column(default=True)
     may_send_registered: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     message_types: Mapped[list[MessageType]] = relationship(
         back_populates="sender", order_by="MessageType.code"
+    )
+    certificates: Mapped[list[SenderCertificate]] = relationship(
+        back_populates="sender", order_by="SenderCertificate.added_at"
     )
 
 
@@ -48,3 +53,30 @@ class MessageType(Model):
 
     def name_in(self, language: str) -> str:
         return str(getattr(self, f"name_{language}", None) or self.name_en)
+
+
+class SenderCertificate(Model):
+    """An X.509 certificate a sender signs with. Several may be valid at once (rotation).
+
+    The sender of a SOAP request is the owner of the certificate that verified its signature,
+    found by the certificate's SHA-256 fingerprint; nothing in the payload names the sender.
+    """
+
+    __tablename__ = "sender_certificates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sender_id: Mapped[int] = mapped_column(ForeignKey("senders.id"), index=True)
+    # Hex SHA-256 of the DER encoding, lower case.
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    pem: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(String(1000))
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revocation_reason: Mapped[str] = mapped_column(String(500), default="")
+
+    sender: Mapped[Sender] = relationship(back_populates="certificates")
+
+    def is_usable(self, now: datetime) -> bool:
+        return self.revoked_at is None and self.not_before <= now <= self.not_after

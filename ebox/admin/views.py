@@ -1,0 +1,5 @@
+"""The support staff's pages."""
+
+from flask import Blueprint
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")

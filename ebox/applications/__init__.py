@@ -1,0 +1,1 @@
+"""Institutions applying to publish in eBox: the public application form and its review."""

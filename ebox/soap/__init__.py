@@ -1,0 +1,1 @@
+"""The SOAP web services institutions publish through, secured by WS-Security."""

@@ -1,0 +1,53 @@
+"""SOAP Faults: every refusal of a web service call, with a stable business code.
+
+The code goes into the Fault's detail so that a back office can act on it without parsing the
+message; the message says, in English, what was wrong. docs/integration/ lists every code.
+"""
+
+from __future__ import annotations
+
+# Security: the request is not (provably) from an authorised sender.
+SECURITY_HEADER_MISSING = "SECURITY_HEADER_MISSING"
+SIGNATURE_INVALID = "SIGNATURE_INVALID"
+SIGNATURE_ALGORITHM_REFUSED = "SIGNATURE_ALGORITHM_REFUSED"
+TIMESTAMP_INVALID = "TIMESTAMP_INVALID"
+REPLAY = "REPLAY"
+CERTIFICATE_UNKNOWN = "CERTIFICATE_UNKNOWN"
+CERTIFICATE_REVOKED = "CERTIFICATE_REVOKED"
+CERTIFICATE_EXPIRED = "CERTIFICATE_EXPIRED"
+SENDER_SUSPENDED = "SENDER_SUSPENDED"
+# The request itself.
+REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
+XML_MALFORMED = "XML_MALFORMED"
+XML_FORBIDDEN = "XML_FORBIDDEN"  # a DTD, an entity, too deep
+SCHEMA_INVALID = "SCHEMA_INVALID"
+UNKNOWN_OPERATION = "UNKNOWN_OPERATION"
+TOO_MANY_IDS = "TOO_MANY_IDS"
+# Business rules of a publication.
+INVALID_NATIONAL_NUMBER = "INVALID_NATIONAL_NUMBER"
+MESSAGE_TYPE_UNKNOWN = "MESSAGE_TYPE_UNKNOWN"
+NOT_A_PDF = "NOT_A_PDF"
+DOCUMENT_TOO_LARGE = "DOCUMENT_TOO_LARGE"
+DIGEST_MISMATCH = "DIGEST_MISMATCH"
+EXPIRATION_OUT_OF_BOUNDS = "EXPIRATION_OUT_OF_BOUNDS"
+DUPLICATE_MESSAGE_ID = "DUPLICATE_MESSAGE_ID"
+REGISTERED_MAIL_NOT_HERE = "REGISTERED_MAIL_NOT_HERE"
+# Ours.
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+INTERNAL_ERROR = "INTERNAL_ERROR"
+
+_SERVER_SIDE = {SERVICE_UNAVAILABLE, INTERNAL_ERROR}
+
+
+class SoapFault(Exception):
+    """Raised anywhere in the SOAP layer; the endpoint turns it into a Fault response."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def is_client_error(self) -> bool:
+        """soap:Client (the request must change) or soap:Server (it may succeed later)."""
+        return self.code not in _SERVER_SIDE
