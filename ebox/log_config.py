@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import warnings
 
 # Eleven digits standing alone, with or without the printed separators (85.07.30-033.28).
 _NATIONAL_NUMBER = re.compile(
@@ -29,3 +30,6 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # pysaml2 (the demo identity provider) names a cipher mode that cryptography has moved; it is
+    # not used, and the warning would only alarm whoever reads the service's output.
+    warnings.filterwarnings("ignore", message="CFB has been moved")

@@ -43,7 +43,10 @@ def end_session() -> None:
     web_session = g.get("web_session")
     if web_session is not None and web_session.ended_at is None:
         web_session.ended_at = utcnow()
+    language = session.get("language")
     session.clear()
+    if language:
+        session["language"] = language  # the login page keeps speaking the citizen's language
     g.citizen = None
     g.web_session = None
 
@@ -88,7 +91,8 @@ def login_required(view: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         citizen = g.get("citizen")
         if citizen is None:
-            return redirect(url_for("accounts.login_page", next=request.full_path))
+            wanted = request.full_path if request.query_string else request.path
+            return redirect(url_for("accounts.login_page", next=wanted))
         if not citizen.is_activated and not getattr(view, "allowed_before_activation", False):
             return redirect(url_for("profile.onboarding"))
         return view(*args, **kwargs)

@@ -161,10 +161,11 @@ def create_demo_data() -> str:
     citizens = [_citizen(demo) for demo in DEMO_CITIZENS]
     published = 0
     for citizen in citizens:
-        for ticket, sender_index, titles, days, registered, read in DEMO_DOCUMENTS:
+        for age, document in enumerate(DEMO_DOCUMENTS):
+            ticket, sender_index, titles, days, registered, read = document
             title = titles[citizen.language]
             published += _document(
-                citizen, senders[sender_index], ticket, title, days, registered, read
+                citizen, senders[sender_index], ticket, title, days, registered, read, age
             )
     return f"demo data: {len(senders)} senders, {len(citizens)} citizens, {published} new documents"
 
@@ -225,6 +226,7 @@ def _document(
     days: int,
     registered: bool,
     read: bool,
+    age: int,
 ) -> int:
     """Publish one demo document unless this citizen already has it; 1 if published."""
     ticket = f"{ticket}-{citizen.national_number[-5:]}"
@@ -258,6 +260,8 @@ def _document(
         ),
         pdf,
     )
+    # Spread over the past weeks, as a real inbox is; the first demo document is the newest.
+    document.published_at = utcnow() - timedelta(days=6 * age, hours=3 * age)
     if read:
         document.read_at = utcnow()
     return 1
