@@ -1,0 +1,459 @@
+"""WS-Security: who sent a SOAP request, proven by its signature, and nothing else.
+
+The accepted profile is what zeep's BinarySignature produces plus a signed Timestamp: one
+wsse:Security header holding one X.509 wsse:BinarySecurityToken, one wsu:Timestamp and one
+ds:Signature. The signature uses exclusive C14N, RSA or ECDSA with SHA-256 or stronger, and
+references (URI="#id", exclusive C14N only, SHA-256 or SHA-512 digests) that must cover the
+envelope's soap:Body and the Timestamp, and may cover the token; its KeyInfo points at the token.
+
+Signature wrapping is defeated by never letting anything but our own code decide which element a
+reference means:
+
+1. every Id-like attribute (Id, ID, id, in any namespace, xml:id included) in the whole document
+   is collected, and a value used twice refuses the request;
+2. each reference is resolved through that table; the element found must be, by object identity,
+   the Envelope's one Body, the Timestamp of the Security header, or the token — anything else is
+   refused, and Body and Timestamp must both be covered;
+3. only those elements are registered as Ids with xmlsec (the parser collects no Ids itself), so
+   xmlsec cannot resolve a reference to any other element;
+4. before xmlsec runs, the digest of every referenced element is computed here (exclusive C14N of
+   the very element objects above) and compared with the DigestValue of its reference. xmlsec then
+   verifies the signature over SignedInfo, which holds those DigestValues, and the digests again.
+   So the Body returned is bound to the signature by our own computation, whatever xmlsec resolved.
+
+Checks run cheapest first: the shape of the header, the algorithms, the Timestamp window, the Id
+table and references, the certificate (one indexed query), our digests, then the public-key
+operation, and last the replay check, so that only verified requests mark anything as seen.
+
+Replays are recognised by the signed content, not by the SignatureValue: the same bytes of
+SignatureValue can be re-encoded (base64 line breaks), and an ECDSA signature (r, s) has a twin
+(r, n - s) that verifies as well. The replay key is a hash of the Body and Timestamp digests
+computed here, which an attacker cannot change without breaking the signature; the Timestamp
+makes it unique per request. It is kept until the Timestamp expires plus the allowed clock skew.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import xmlsec
+from cryptography import x509
+from lxml import etree
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+from xmlsec import constants
+
+from ebox.extensions import db
+from ebox.senders.models import Sender, SenderCertificate
+from ebox.soap.faults import (
+    CERTIFICATE_EXPIRED,
+    CERTIFICATE_REVOKED,
+    CERTIFICATE_UNKNOWN,
+    REPLAY,
+    SECURITY_HEADER_MISSING,
+    SENDER_SUSPENDED,
+    SERVICE_UNAVAILABLE,
+    SIGNATURE_ALGORITHM_REFUSED,
+    SIGNATURE_INVALID,
+    TIMESTAMP_INVALID,
+    XML_MALFORMED,
+    SoapFault,
+)
+from ebox.soap.xml import SOAP11_NS
+
+if TYPE_CHECKING:
+    from xmlsec.constants import __Transform as _Transform
+
+WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+WSU_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+DS_NS = "http://www.w3.org/2000/09/xmldsig#"
+EXC_C14N_NS = "http://www.w3.org/2001/10/xml-exc-c14n#"
+X509_VALUE_TYPE = (
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
+)
+BASE64_ENCODING = (
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
+)
+
+CLOCK_SKEW = timedelta(minutes=5)
+MAX_TIMESTAMP_LIFETIME = timedelta(minutes=5)
+
+_SIGNATURE_METHODS = {
+    t.href: t
+    for t in (
+        constants.TransformRsaSha256,
+        constants.TransformRsaSha384,
+        constants.TransformRsaSha512,
+        constants.TransformEcdsaSha256,
+        constants.TransformEcdsaSha384,
+        constants.TransformEcdsaSha512,
+    )
+}
+# Digest URI → the xmlsec transform and the hashlib name of the same algorithm.
+_DIGEST_METHODS: dict[str, tuple[_Transform, str]] = {
+    constants.TransformSha256.href: (constants.TransformSha256, "sha256"),
+    constants.TransformSha512.href: (constants.TransformSha512, "sha512"),
+}
+_EXC_C14N = constants.TransformExclC14N.href
+_ID_NAMES = frozenset({"Id", "ID", "id"})
+_LOCAL_ID_URI = re.compile(r"#([A-Za-z_][A-Za-z0-9_.\-]*)")
+_DATETIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
+
+_NOT_SIGNED_AS_REQUIRED = (
+    "The signature must cover exactly the SOAP Body and the Timestamp (and optionally the "
+    "security token), each referenced once by its wsu:Id."
+)
+
+
+def _q(namespace: str, name: str) -> str:
+    return f"{{{namespace}}}{name}"
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    sender: Sender
+    certificate: SenderCertificate
+    body: etree._Element  # the envelope's single soap:Body element, proven covered by the signature
+
+
+class ReplayGuard:
+    """Signed requests already accepted, kept in Redis for as long as they could be replayed."""
+
+    def __init__(self, redis: Redis, prefix: str = "ebox:wss:seen:") -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def first_time(self, key: str, ttl_seconds: int) -> bool:
+        """True the first time key is seen within ttl_seconds (atomic SET NX EX).
+
+        Raises SoapFault SERVICE_UNAVAILABLE when Redis cannot be reached: without it a replay
+        cannot be told from a first request, so none is accepted.
+        """
+        try:
+            return bool(self.redis.set(self.prefix + key, b"1", nx=True, ex=max(ttl_seconds, 1)))
+        except RedisError:
+            raise SoapFault(
+                SERVICE_UNAVAILABLE, "The service is temporarily unavailable; try again later."
+            ) from None
+
+
+@dataclass
+class _Parts:
+    body: etree._Element
+    token: etree._Element
+    timestamp: etree._Element
+    signature: etree._Element
+    signed_info: etree._Element
+
+
+@dataclass
+class _Reference:
+    element: etree._Element
+    id_attribute: str
+    digest_method: str
+    digest_value: bytes
+    inclusive_prefixes: list[str]
+
+
+def authenticate(
+    envelope: etree._Element, *, now: datetime, replay_guard: ReplayGuard
+) -> Authenticated:
+    """Prove who signed envelope, or raise SoapFault. See the module docstring for the rules.
+
+    now is an aware datetime; the caller's database session is used to find the certificate.
+    """
+    parts = _find_parts(envelope)
+    signature_method = _check_algorithms(parts.signed_info)
+    expires = _check_timestamp(parts.timestamp, now)
+    ids = _collect_ids(envelope)
+    references = _resolve_references(parts, ids)
+    _check_key_info(parts, ids)
+    der = _token_certificate(parts.token)
+    record = _registered_certificate(der, now)
+    digests = [_check_digest(reference) for reference in references]
+    _verify_signature(parts.signature, der, signature_method, references)
+    covered = {id(r.element): digest for r, digest in zip(references, digests, strict=True)}
+    replay_key = hashlib.sha256(covered[id(parts.timestamp)] + covered[id(parts.body)])
+    ttl = math.ceil((expires + CLOCK_SKEW - now).total_seconds())
+    if not replay_guard.first_time(replay_key.hexdigest(), ttl):
+        raise SoapFault(REPLAY, "This signed request has already been received.")
+    return Authenticated(sender=record.sender, certificate=record, body=parts.body)
+
+
+def _find_parts(envelope: etree._Element) -> _Parts:
+    if envelope.tag != _q(SOAP11_NS, "Envelope"):
+        raise SoapFault(XML_MALFORMED, "The request is not a SOAP 1.1 Envelope.")
+    bodies = envelope.findall(_q(SOAP11_NS, "Body"))
+    if len(bodies) != 1:
+        raise SoapFault(XML_MALFORMED, "The SOAP Envelope must contain exactly one Body.")
+    headers = envelope.findall(_q(SOAP11_NS, "Header"))
+    securities = headers[0].findall(_q(WSSE_NS, "Security")) if len(headers) == 1 else []
+    if not securities:
+        raise SoapFault(
+            SECURITY_HEADER_MISSING, "The request has no WS-Security header (wsse:Security)."
+        )
+    if len(headers) > 1 or len(securities) > 1:
+        raise SoapFault(
+            SIGNATURE_INVALID, "The request must have exactly one wsse:Security header."
+        )
+    security = securities[0]
+    token = _only_child(security, _q(WSSE_NS, "BinarySecurityToken"), "wsse:BinarySecurityToken")
+    timestamp = _only_child(security, _q(WSU_NS, "Timestamp"), "wsu:Timestamp", TIMESTAMP_INVALID)
+    signature = _only_child(security, _q(DS_NS, "Signature"), "ds:Signature")
+    allowed = {token, timestamp, signature}
+    if any(isinstance(c.tag, str) and c not in allowed for c in security):
+        raise SoapFault(
+            SIGNATURE_INVALID,
+            "The wsse:Security header may contain only a BinarySecurityToken, a Timestamp "
+            "and a Signature.",
+        )
+    expected = [_q(DS_NS, name) for name in ("SignedInfo", "SignatureValue", "KeyInfo")]
+    if [c.tag for c in signature if isinstance(c.tag, str)] != expected:
+        raise SoapFault(
+            SIGNATURE_INVALID,
+            "The ds:Signature must contain a SignedInfo, a SignatureValue and a KeyInfo, "
+            "and nothing else.",
+        )
+    signed_info = _only_child(signature, _q(DS_NS, "SignedInfo"), "ds:SignedInfo")
+    return _Parts(bodies[0], token, timestamp, signature, signed_info)
+
+
+def _only_child(
+    parent: etree._Element, tag: str, what: str, code: str = SIGNATURE_INVALID
+) -> etree._Element:
+    found = parent.findall(tag)
+    if len(found) != 1:
+        where = etree.QName(parent).localname
+        raise SoapFault(code, f"The {where} element must contain exactly one {what}.")
+    return found[0]
+
+
+def _algorithm(parent: etree._Element, tag: str) -> str:
+    node = _only_child(parent, _q(DS_NS, tag), f"ds:{tag}")
+    return node.get("Algorithm") or ""
+
+
+def _check_algorithms(signed_info: etree._Element) -> _Transform:
+    if _algorithm(signed_info, "CanonicalizationMethod") != _EXC_C14N:
+        raise SoapFault(
+            SIGNATURE_ALGORITHM_REFUSED,
+            "The signature must use exclusive XML canonicalization (xml-exc-c14n#).",
+        )
+    method = _SIGNATURE_METHODS.get(_algorithm(signed_info, "SignatureMethod"))
+    if method is None:
+        raise SoapFault(
+            SIGNATURE_ALGORITHM_REFUSED,
+            "The signature algorithm is refused; use RSA or ECDSA with SHA-256, SHA-384 or "
+            "SHA-512 (SHA-1, DSA and HMAC are not accepted).",
+        )
+    for reference in signed_info.iterfind(_q(DS_NS, "Reference")):
+        if _algorithm(reference, "DigestMethod") not in _DIGEST_METHODS:
+            raise SoapFault(
+                SIGNATURE_ALGORITHM_REFUSED,
+                "The digest algorithm is refused; use SHA-256 or SHA-512 (SHA-1 is not accepted).",
+            )
+    return method
+
+
+def _check_timestamp(timestamp: etree._Element, now: datetime) -> datetime:
+    created = _timestamp_field(timestamp, "Created")
+    expires = _timestamp_field(timestamp, "Expires")
+    if created > now + CLOCK_SKEW:
+        raise SoapFault(TIMESTAMP_INVALID, "The Timestamp is created in the future.")
+    if created < now - CLOCK_SKEW:
+        raise SoapFault(TIMESTAMP_INVALID, "The Timestamp was created more than 5 minutes ago.")
+    if expires <= created or expires - created > MAX_TIMESTAMP_LIFETIME:
+        raise SoapFault(
+            TIMESTAMP_INVALID, "The Timestamp must expire after its creation, within 5 minutes."
+        )
+    if expires <= now:
+        raise SoapFault(TIMESTAMP_INVALID, "The Timestamp has expired.")
+    return expires
+
+
+def _timestamp_field(timestamp: etree._Element, name: str) -> datetime:
+    text = _only_child(timestamp, _q(WSU_NS, name), f"wsu:{name}", TIMESTAMP_INVALID).text or ""
+    match = _DATETIME.fullmatch(text.strip())
+    if match is None:
+        raise SoapFault(
+            TIMESTAMP_INVALID,
+            f"The Timestamp's {name} must be a date and time with a time zone, "
+            "like 2025-01-31T12:00:00Z.",
+        )
+    seconds, fraction, zone = match.groups()
+    micro = f".{(fraction or '0')[:6]:0<6}"
+    try:
+        return datetime.fromisoformat(seconds + micro + zone.replace("Z", "+00:00"))
+    except ValueError:
+        raise SoapFault(TIMESTAMP_INVALID, f"The Timestamp's {name} is not a valid date.") from None
+
+
+def _collect_ids(envelope: etree._Element) -> dict[str, tuple[etree._Element, str]]:
+    """Every Id-like attribute value of the document, with its element and attribute name."""
+    ids: dict[str, tuple[etree._Element, str]] = {}
+    for element in envelope.iter(etree.Element):
+        for name, value in element.attrib.items():
+            if etree.QName(name).localname not in _ID_NAMES:
+                continue
+            if value in ids:
+                raise SoapFault(
+                    SIGNATURE_INVALID, "The request uses the same Id value more than once."
+                )
+            ids[value] = (element, name)
+    return ids
+
+
+def _resolve_references(
+    parts: _Parts, ids: dict[str, tuple[etree._Element, str]]
+) -> list[_Reference]:
+    references = [
+        _resolve_reference(node, ids) for node in parts.signed_info.iterfind(_q(DS_NS, "Reference"))
+    ]
+    elements = [r.element for r in references]
+    allowed = (parts.body, parts.timestamp, parts.token)
+    if (
+        any(not any(e is a for a in allowed) for e in elements)
+        or len({id(e) for e in elements}) != len(elements)
+        or not any(e is parts.body for e in elements)
+        or not any(e is parts.timestamp for e in elements)
+    ):
+        raise SoapFault(SIGNATURE_INVALID, _NOT_SIGNED_AS_REQUIRED)
+    return references
+
+
+def _resolve_reference(
+    node: etree._Element, ids: dict[str, tuple[etree._Element, str]]
+) -> _Reference:
+    match = _LOCAL_ID_URI.fullmatch(node.get("URI") or "")
+    if match is None or match.group(1) not in ids:
+        raise SoapFault(SIGNATURE_INVALID, _NOT_SIGNED_AS_REQUIRED)
+    element, attribute = ids[match.group(1)]
+    transforms = node.findall(f"{_q(DS_NS, 'Transforms')}/{_q(DS_NS, 'Transform')}")
+    children = [c.tag for c in node if isinstance(c.tag, str)]
+    expected = [_q(DS_NS, n) for n in ("Transforms", "DigestMethod", "DigestValue")]
+    if len(transforms) != 1 or transforms[0].get("Algorithm") != _EXC_C14N or children != expected:
+        raise SoapFault(
+            SIGNATURE_ALGORITHM_REFUSED,
+            "Each signature reference must use exactly one transform: exclusive XML "
+            "canonicalization (xml-exc-c14n#).",
+        )
+    return _Reference(
+        element=element,
+        id_attribute=attribute,
+        digest_method=_algorithm(node, "DigestMethod"),
+        digest_value=_base64(_only_child(node, _q(DS_NS, "DigestValue"), "ds:DigestValue").text),
+        inclusive_prefixes=_inclusive_prefixes(transforms[0]),
+    )
+
+
+def _inclusive_prefixes(transform: etree._Element) -> list[str]:
+    found = transform.findall(_q(EXC_C14N_NS, "InclusiveNamespaces"))
+    return (found[0].get("PrefixList") or "").split() if found else []
+
+
+def _base64(text: str | None) -> bytes:
+    try:
+        return base64.b64decode("".join((text or "").split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise SoapFault(SIGNATURE_INVALID, "The signature contains invalid base64 data.") from None
+
+
+def _check_key_info(parts: _Parts, ids: dict[str, tuple[etree._Element, str]]) -> None:
+    path = "/".join(
+        (_q(DS_NS, "KeyInfo"), _q(WSSE_NS, "SecurityTokenReference"), _q(WSSE_NS, "Reference"))
+    )
+    pointers = parts.signature.findall(path)
+    match = _LOCAL_ID_URI.fullmatch(pointers[0].get("URI") or "") if len(pointers) == 1 else None
+    if match is None or ids.get(match.group(1), (None, ""))[0] is not parts.token:
+        raise SoapFault(
+            SIGNATURE_INVALID,
+            "The signature's KeyInfo must reference the BinarySecurityToken of the request.",
+        )
+
+
+def _token_certificate(token: etree._Element) -> bytes:
+    if token.get("ValueType") != X509_VALUE_TYPE or token.get("EncodingType") not in (
+        None,
+        BASE64_ENCODING,
+    ):
+        raise SoapFault(
+            SIGNATURE_INVALID, "The BinarySecurityToken must be a base64 X.509 v3 certificate."
+        )
+    return _base64(token.text)
+
+
+def _registered_certificate(der: bytes, now: datetime) -> SenderCertificate:
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+    except ValueError:
+        raise SoapFault(
+            SIGNATURE_INVALID, "The BinarySecurityToken is not a valid X.509 certificate."
+        ) from None
+    fingerprint = hashlib.sha256(der).hexdigest()
+    record = db.session.scalar(
+        select(SenderCertificate)
+        .options(joinedload(SenderCertificate.sender))
+        .where(SenderCertificate.fingerprint_sha256 == fingerprint)
+    )
+    if record is None:
+        raise SoapFault(
+            CERTIFICATE_UNKNOWN, "The signing certificate is not registered to any sender."
+        )
+    if record.revoked_at is not None:
+        raise SoapFault(CERTIFICATE_REVOKED, "The signing certificate has been revoked.")
+    if not (
+        record.not_before <= now <= record.not_after
+        and certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
+    ):
+        raise SoapFault(CERTIFICATE_EXPIRED, "The signing certificate is expired or not yet valid.")
+    if not record.sender.is_active:
+        raise SoapFault(SENDER_SUSPENDED, "The sender is suspended.")
+    return record
+
+
+def _check_digest(reference: _Reference) -> bytes:
+    canonical = etree.tostring(
+        reference.element,
+        method="c14n",
+        exclusive=True,
+        with_comments=False,
+        inclusive_ns_prefixes=reference.inclusive_prefixes or None,
+    )
+    computed = hashlib.new(_DIGEST_METHODS[reference.digest_method][1], canonical).digest()
+    if computed != reference.digest_value:
+        raise SoapFault(
+            SIGNATURE_INVALID, "The signature does not match the signed content of the request."
+        )
+    return computed
+
+
+def _verify_signature(
+    signature: etree._Element,
+    der: bytes,
+    method: _Transform,
+    references: list[_Reference],
+) -> None:
+    context = xmlsec.SignatureContext()
+    context.key = xmlsec.Key.from_memory(der, constants.KeyDataFormatCertDer, None)
+    for transform in (constants.TransformExclC14N, method):
+        context.enable_signature_transform(transform)
+    context.enable_reference_transform(constants.TransformExclC14N)
+    for reference in references:
+        context.enable_reference_transform(_DIGEST_METHODS[reference.digest_method][0])
+        name = etree.QName(reference.id_attribute)
+        context.register_id(reference.element, name.localname, name.namespace)
+    try:
+        context.verify(signature)
+    except xmlsec.Error:
+        raise SoapFault(
+            SIGNATURE_INVALID, "The signature does not verify with the request's certificate."
+        ) from None
