@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import IO
+
 import click
 from flask.cli import AppGroup
 
@@ -17,3 +19,134 @@ def demo_data_command() -> None:
     summary = create_demo_data()
     commit()
     click.echo(summary)
+
+
+staff_group = AppGroup("staff", help="Who may use the staff pages (/admin), and with which role.")
+ebox_group.add_command(staff_group)
+
+
+@staff_group.command("add")
+@click.argument("national_number")
+@click.option("--role", type=click.Choice(["support", "admin"]), required=True)
+def staff_add_command(national_number: str, role: str) -> None:
+    """Make NATIONAL_NUMBER staff with ROLE, or change their role."""
+    from ebox.admin import services
+    from ebox.audit.services import OPERATOR
+    from ebox.transactions import commit
+
+    try:
+        change = services.add_staff(raw_number=national_number, role=role, actor=OPERATOR)
+    except services.StaffError as exc:
+        raise click.ClickException(str(exc)) from exc
+    commit()
+    click.echo(change.message)
+
+
+@staff_group.command("remove")
+@click.argument("national_number")
+def staff_remove_command(national_number: str) -> None:
+    """Take away NATIONAL_NUMBER's access to the staff pages."""
+    from ebox.admin import services
+    from ebox.audit.services import OPERATOR
+    from ebox.transactions import commit
+
+    try:
+        message = services.remove_staff(raw_number=national_number, actor=OPERATOR)
+    except services.StaffError as exc:
+        raise click.ClickException(str(exc)) from exc
+    commit()
+    click.echo(message)
+
+
+@staff_group.command("list")
+def staff_list_command() -> None:
+    """List staff, national numbers masked."""
+    from ebox.admin import services
+    from ebox.national_number import mask
+
+    members = services.list_staff()
+    if not members:
+        click.echo("No staff yet. Add someone with: flask --app app ebox staff add NUMBER --role")
+    for member in members:
+        click.echo(
+            f"{mask(member.national_number)}  {member.role:<8}  added {member.added_at:%Y-%m-%d}"
+        )
+
+
+senders_group = AppGroup("senders", help="Institutions that publish in eBox.")
+ebox_group.add_command(senders_group)
+
+
+@senders_group.command("create")
+@click.option("--name", required=True, help="The organisation's name, as citizens see it.")
+@click.option("--enterprise-number", required=True, help="10 digits, e.g. 0123.456.749.")
+@click.option(
+    "--certificate",
+    "certificate_file",
+    required=True,
+    type=click.File("r", encoding="ascii", errors="replace"),
+    help="The PEM certificate the back office signs with ('-' for standard input).",
+)
+@click.option(
+    "--message-type",
+    "message_types",
+    multiple=True,
+    required=True,
+    metavar="CODE:DAYS[:NAME]",
+    help="A message type and its validity in days; repeat for each type.",
+)
+@click.option("--registered", is_flag=True, help="Allow registered mail.")
+@click.option("--contact-email", default="", help="Shown to citizens with every document.")
+@click.option("--contact-phone", default="")
+@click.option("--contact-url", default="", help="https:// only.")
+@click.option("--contact-address", default="")
+def senders_create_command(
+    name: str,
+    enterprise_number: str,
+    certificate_file: IO[str],
+    message_types: tuple[str, ...],
+    registered: bool,
+    contact_email: str,
+    contact_phone: str,
+    contact_url: str,
+    contact_address: str,
+) -> None:
+    """Create an approved, active sender and print its id (and nothing else)."""
+    from ebox.audit.services import OPERATOR
+    from ebox.db_types import utcnow
+    from ebox.profile.services import normalise_email
+    from ebox.senders import services
+    from ebox.senders.certificates import parse_certificate
+    from ebox.senders.enterprise_number import normalise
+    from ebox.transactions import commit
+
+    try:
+        email = normalise_email(contact_email) if contact_email else ""
+    except ValueError as exc:
+        raise click.ClickException(f"--contact-email is not an e-mail address: {exc}") from exc
+    try:
+        sender = services.create_sender(
+            name=_sender_name(name),
+            enterprise_number=normalise(enterprise_number),
+            certificate=parse_certificate(certificate_file.read(64_000), now=utcnow()),
+            message_types=[services.parse_message_type_option(text) for text in message_types],
+            may_send_registered=registered,
+            contact=services.ContactDetails(
+                email=email,
+                phone=contact_phone.strip(),
+                url=services.check_public_url(contact_url) if contact_url else "",
+                address=contact_address.strip(),
+            ),
+            actor=OPERATOR,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    commit()
+    click.echo(sender.id)
+
+
+def _sender_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not 2 <= len(name) <= 200:
+        raise click.ClickException("--name must have 2 to 200 characters.")
+    return name

@@ -98,7 +98,10 @@ def _empty_all_tables() -> None:
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+    # Tests assert English text; the service's own default language is Dutch.
+    test_client = app.test_client()
+    test_client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return test_client
 
 
 @pytest.fixture

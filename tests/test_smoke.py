@@ -15,13 +15,16 @@ def test_a_published_document_reads_back_decrypted(app):
     from ebox.storage.services import open_content
 
     citizen = create_citizen()
-    document = create_document(citizen, content=b"%PDF-1.4 hello")
+    from ebox.demo.pdf import make_pdf
+
+    pdf = make_pdf("Smoke test", ["hello"])
+    document = create_document(citizen, content=pdf)
     stream = open_content(
         storage_key=document.storage_key,
         content_key=document.content_key,
         content_key_id=document.content_key_id,
     )
-    assert stream.read() == b"%PDF-1.4 hello"
+    assert stream.read() == pdf
 
 
 def test_login_helper_gives_a_session(client):

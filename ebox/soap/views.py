@@ -1,5 +1,220 @@
-"""The SOAP endpoints and their WSDL."""
+"""The SOAP endpoints and their WSDL.
 
-from flask import Blueprint
+POST /soap/EboxMessage/v1 runs one request through the same steps, each of which may end it
+with a Fault: read at most soap_max_request_bytes, parse (ebox.soap.xml), authenticate the
+signature (ebox.soap.wssecurity; healthCheck alone may come unsigned), find the operation by
+the request element's name, validate that element against the XSD, run the operation, commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, abort, current_app, request
+from lxml import etree
+from redis import Redis
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ebox import transactions
+from ebox.config import Settings
+from ebox.db_types import utcnow
+from ebox.extensions import csrf
+from ebox.redis_connection import connect
+from ebox.senders.models import Sender
+from ebox.soap import envelope as soap_envelope
+from ebox.soap import faults
+from ebox.soap.ebox_message import OPERATIONS, Operation
+from ebox.soap.faults import SoapFault
+from ebox.soap.xml import SOAP11_NS, parse_envelope
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("soap", __name__, url_prefix="/soap")
+# Institutions' back offices post XML, not forms: the signature is what authenticates them.
+csrf.exempt(bp)
+
+EBOX_MESSAGE_PATH = "/EboxMessage/v1"
+_WSSE_SECURITY = (
+    "{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd}Security"
+)
+_SCHEMA_MESSAGE_LENGTH = 300
+
+
+@dataclass
+class _Call:
+    """What is known about the request so far, for the audit of a refusal."""
+
+    sender_id: int | None = None
+    operation: Operation | None = None
+    payload: etree._Element | None = None
+
+
+def redis_for_app() -> Redis:
+    """One Redis client (and connection pool) per application, made on first use."""
+    client: Redis | None = current_app.extensions.get("ebox.soap.redis")
+    if client is None:
+        client = connect(_settings())
+        current_app.extensions["ebox.soap.redis"] = client
+    return client
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.config["EBOX"]
+    return settings
+
+
+@bp.get(EBOX_MESSAGE_PATH)
+def ebox_message_contract() -> Response:
+    """?wsdl: the WSDL; ?xsd=NAME: a schema it imports. Both name the public address."""
+    endpoint = _settings().public_url.rstrip("/") + bp.url_prefix + EBOX_MESSAGE_PATH  # type: ignore[operator]
+    if "wsdl" in request.args or "WSDL" in request.args:
+        return Response(
+            soap_envelope.served_wsdl(endpoint), content_type=soap_envelope.CONTENT_TYPE
+        )
+    schema = soap_envelope.served_xsd(request.args.get("xsd", ""))
+    if schema is None:
+        abort(404)
+    return Response(schema, content_type=soap_envelope.CONTENT_TYPE)
+
+
+@bp.post(EBOX_MESSAGE_PATH)
+def ebox_message() -> Response:
+    call = _Call()
+    try:
+        result = _handle(call)
+        transactions.commit()
+        return soap_envelope.response(result)
+    except SoapFault as fault:
+        transactions.rollback()
+        _audit_refusal(call, fault)
+        return soap_envelope.fault_response(fault)
+    except Exception:
+        transactions.rollback()
+        log.exception("EboxMessage request failed unexpectedly")
+        return soap_envelope.fault_response(
+            SoapFault(faults.INTERNAL_ERROR, "An internal error occurred; try again later.")
+        )
+
+
+def _handle(call: _Call) -> etree._Element:
+    settings = _settings()
+    envelope = parse_envelope(
+        _read_body(settings.soap_max_request_bytes), max_bytes=settings.soap_max_request_bytes
+    )
+    body, sender = _authenticate(envelope)
+    call.sender_id = sender.id if sender is not None else None
+    payload = _payload(body)
+    call.payload = payload
+    operation = OPERATIONS.get(str(payload.tag))
+    if operation is None:
+        raise SoapFault(
+            faults.UNKNOWN_OPERATION,
+            f"The service has no operation for the element {etree.QName(payload).text}.",
+        )
+    call.operation = operation
+    _check_limit(operation, payload)
+    _validate(payload)
+    return operation.run(payload, sender)
+
+
+def _read_body(limit: int) -> bytes:
+    """The request body, refused unread when it announces more than limit, never read past it."""
+    too_large = SoapFault(
+        faults.REQUEST_TOO_LARGE, f"The request is larger than the {limit} bytes accepted."
+    )
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    request.max_content_length = limit
+    try:
+        data = request.stream.read(limit + 1)
+    except RequestEntityTooLarge:
+        raise too_large from None
+    if len(data) > limit:
+        raise too_large
+    return data
+
+
+def _authenticate(envelope: etree._Element) -> tuple[etree._Element, Sender | None]:
+    """The Body to process and who signed it; None for an unsigned anonymous operation."""
+    if not _has_security_header(envelope):
+        body = envelope.find(f"{{{SOAP11_NS}}}Body")
+        assert body is not None  # parse_envelope checked the shape
+        operation = OPERATIONS.get(str(_payload(body).tag))
+        if operation is not None and operation.allows_anonymous:
+            return body, None
+    from ebox.soap.wssecurity import ReplayGuard, authenticate
+
+    guard = ReplayGuard(redis_for_app())
+    authenticated = authenticate(envelope, now=utcnow(), replay_guard=guard)
+    return authenticated.body, authenticated.sender
+
+
+def _has_security_header(envelope: etree._Element) -> bool:
+    return envelope.find(f"{{{SOAP11_NS}}}Header/{_WSSE_SECURITY}") is not None
+
+
+def _payload(body: etree._Element) -> etree._Element:
+    children = [child for child in body if isinstance(child.tag, str)]
+    if len(children) != 1 or (body.text or "").strip():
+        raise SoapFault(
+            faults.SCHEMA_INVALID, "The SOAP Body must contain exactly one request element."
+        )
+    return children[0]
+
+
+def _check_limit(operation: Operation, payload: etree._Element) -> None:
+    if operation.limit is None:
+        return
+    name, most = operation.limit
+    count = sum(1 for _ in payload.iterfind(soap_envelope.ebox(name)))
+    if count > most:
+        raise SoapFault(
+            faults.TOO_MANY_IDS, f"At most {most} {name} elements per request ({count} given)."
+        )
+
+
+def _validate(payload: etree._Element) -> None:
+    schema = soap_envelope.schema()
+    if schema.validate(payload):
+        return
+    error = schema.error_log.last_error
+    message = error.message if error is not None else "The request does not follow the schema."
+    if len(message) > _SCHEMA_MESSAGE_LENGTH:
+        message = message[: _SCHEMA_MESSAGE_LENGTH - 1] + "…"
+    raise SoapFault(faults.SCHEMA_INVALID, f"The request does not follow the schema: {message}")
+
+
+def _audit_refusal(call: _Call, fault: SoapFault) -> None:
+    """A refusal of an authenticated sender is audited, in a transaction of its own."""
+    if call.sender_id is None:
+        return
+    from ebox.audit.services import Actor, record_event
+
+    is_publication = call.operation is None or call.operation.name == "publishEboxMessage"
+    details: dict[str, object] = {
+        "code": fault.code,
+        "operation": call.operation.name if call.operation else None,
+    }
+    if is_publication and call.payload is not None:
+        details.update(_message_id_of(call.payload))
+    try:
+        record_event(
+            Actor("sender", str(call.sender_id)),
+            "publication.refused" if is_publication else "request.refused",
+            "sender",
+            call.sender_id,
+            details,
+        )
+        transactions.commit()
+    except Exception:
+        transactions.rollback()
+        log.exception("could not audit a refused request of sender %s", call.sender_id)
+
+
+def _message_id_of(payload: etree._Element) -> dict[str, object]:
+    ticket = payload.findtext(f"{soap_envelope.ebox('MessageID')}/{soap_envelope.ebox('Ticket')}")
+    sequence = payload.findtext(
+        f"{soap_envelope.ebox('MessageID')}/{soap_envelope.ebox('Sequence')}"
+    )
+    return {"ticket": (ticket or "")[:25] or None, "sequence": (sequence or "")[:5] or None}

@@ -1,0 +1,202 @@
+"""Reads for the staff pages. Documents are seen through metadata only: never a title, a body,
+a file name or content, so that no staff screen can show what a citizen received."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import selectinload
+
+from ebox.applications.models import STATUS_PENDING, SenderApplication
+from ebox.audit.models import AuditEvent
+from ebox.extensions import db
+from ebox.mailbox.models import Document
+from ebox.mailbox.queries import Page
+from ebox.national_number import mask
+from ebox.senders.models import MessageType, Sender, SenderCertificate
+
+APPLICATION_STATUSES = ("pending", "approved", "rejected")
+PAGE_SIZE = 25
+AUDIT_PAGE_SIZE = 50
+MAX_LOOKUP_RESULTS = 50
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    pending_applications: int
+    active_senders: int
+    suspended_senders: int
+    published_last_day: int
+    published_last_week: int
+    refusals_last_day: int
+    staff_actions_last_day: int
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    """What staff may know of one document: when, for whom (masked), and what happened."""
+
+    id: uuid.UUID
+    sender_name: str
+    message_type_code: str
+    ticket: str
+    sequence: int | None
+    recipient: str
+    is_registered: bool
+    published_at: datetime
+    read_at: datetime | None
+    expires_at: datetime
+    deleted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Conflicts:
+    """Why an application could not be approved as it stands."""
+
+    sender_with_number: Sender | None
+    certificate_owner_id: int | None
+
+
+def _count(query: Select[Any]) -> int:
+    return int(db.session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+def _paged(query: Select[Any], number: int, size: int) -> Page[Any]:
+    total = _count(query.order_by(None))
+    count = max(1, math.ceil(total / size))
+    number = min(max(1, number), count)
+    items = db.session.scalars(query.limit(size).offset((number - 1) * size)).all()
+    return Page(items=items, number=number, count=count, total=total)
+
+
+def dashboard(now: datetime) -> Dashboard:
+    day, week = now - timedelta(days=1), now - timedelta(days=7)
+    return Dashboard(
+        pending_applications=_count(
+            select(SenderApplication.id).where(SenderApplication.status == STATUS_PENDING)
+        ),
+        active_senders=_count(select(Sender.id).where(Sender.is_active.is_(True))),
+        suspended_senders=_count(select(Sender.id).where(Sender.is_active.is_(False))),
+        published_last_day=_count(select(Document.id).where(Document.published_at > day)),
+        published_last_week=_count(select(Document.id).where(Document.published_at > week)),
+        refusals_last_day=_count(
+            select(AuditEvent.id).where(
+                AuditEvent.occurred_at > day, AuditEvent.action.like("%refused%")
+            )
+        ),
+        staff_actions_last_day=_count(
+            select(AuditEvent.id).where(
+                AuditEvent.occurred_at > day, AuditEvent.actor_type == "staff"
+            )
+        ),
+    )
+
+
+def applications_page(status: str | None, *, number: int) -> Page[SenderApplication]:
+    query = select(SenderApplication).order_by(SenderApplication.submitted_at.desc())
+    if status in APPLICATION_STATUSES:
+        query = query.where(SenderApplication.status == status)
+    return _paged(query, number, PAGE_SIZE)
+
+
+def find_application(application_id: int) -> SenderApplication | None:
+    return db.session.get(SenderApplication, application_id)
+
+
+def conflicts_for(application: SenderApplication) -> Conflicts:
+    sender = db.session.scalars(
+        select(Sender).where(Sender.enterprise_number == application.enterprise_number)
+    ).first()
+    owner = db.session.scalar(
+        select(SenderCertificate.sender_id).where(
+            SenderCertificate.fingerprint_sha256 == application.certificate_fingerprint_sha256
+        )
+    )
+    return Conflicts(sender_with_number=sender, certificate_owner_id=owner)
+
+
+def senders_page(*, number: int) -> Page[Sender]:
+    query = select(Sender).order_by(Sender.name, Sender.id)
+    return _paged(query.options(selectinload(Sender.certificates)), number, PAGE_SIZE)
+
+
+def find_sender(sender_id: int) -> Sender | None:
+    return db.session.scalars(
+        select(Sender)
+        .where(Sender.id == sender_id)
+        .options(selectinload(Sender.message_types), selectinload(Sender.certificates))
+    ).first()
+
+
+def find_certificate(sender_id: int, certificate_id: int) -> SenderCertificate | None:
+    certificate = db.session.get(SenderCertificate, certificate_id)
+    return certificate if certificate is not None and certificate.sender_id == sender_id else None
+
+
+def all_senders() -> list[tuple[int, str]]:
+    return [(row.id, row.name) for row in db.session.execute(select(Sender.id, Sender.name))]
+
+
+def delivery_by_ticket(
+    *, sender_id: int, ticket: str, sequence: int | None
+) -> list[DeliveryStatus]:
+    """Every document of the sender with this ticket; one only when the sequence is given."""
+    query = _status_query().where(Document.sender_id == sender_id, Document.sender_ticket == ticket)
+    if sequence is not None:
+        query = query.where(Document.sender_sequence == sequence)
+    return _statuses(query.order_by(Document.sender_sequence).limit(MAX_LOOKUP_RESULTS))
+
+
+def delivery_by_id(document_id: uuid.UUID) -> list[DeliveryStatus]:
+    return _statuses(_status_query().where(Document.id == document_id))
+
+
+def _status_query() -> Select[*tuple[Any, ...]]:
+    """Columns named one by one: a title, body or file name is never even read."""
+    return (
+        select(
+            Document.id,
+            Sender.name.label("sender_name"),
+            MessageType.code.label("message_type_code"),
+            Document.sender_ticket,
+            Document.sender_sequence,
+            Document.recipient_national_number,
+            Document.is_registered,
+            Document.published_at,
+            Document.read_at,
+            Document.expires_at,
+            Document.deleted_at,
+        )
+        .select_from(Document)
+        .join(Sender, Document.sender_id == Sender.id)
+        .join(MessageType, Document.message_type_id == MessageType.id)
+    )
+
+
+def _statuses(query: Select[*tuple[Any, ...]]) -> list[DeliveryStatus]:
+    return [
+        DeliveryStatus(
+            id=row.id,
+            sender_name=row.sender_name,
+            message_type_code=row.message_type_code,
+            ticket=row.sender_ticket,
+            sequence=row.sender_sequence,
+            recipient=mask(row.recipient_national_number),
+            is_registered=row.is_registered,
+            published_at=row.published_at,
+            read_at=row.read_at,
+            expires_at=row.expires_at,
+            deleted_at=row.deleted_at,
+        )
+        for row in db.session.execute(query)
+    ]
+
+
+def audit_page(*, number: int) -> Page[AuditEvent]:
+    query = select(AuditEvent).order_by(AuditEvent.id.desc())
+    return _paged(query, number, AUDIT_PAGE_SIZE)

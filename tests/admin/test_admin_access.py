@@ -1,0 +1,88 @@
+"""Who gets into /admin: staff only, found in the staff list; support staff only read."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from ebox.applications.models import STATUS_PENDING
+from ebox.extensions import db
+from ebox.senders.models import Sender
+from tests.admin.admin_helpers import log_in_staff, staff_post, submit_application
+from tests.factories import create_citizen, create_sender, login
+
+PAGES = ["/admin/", "/admin/applications", "/admin/senders", "/admin/delivery", "/admin/audit"]
+
+
+def test_anonymous_visitors_are_sent_to_the_login_page(client: FlaskClient) -> None:
+    response = client.get("/admin/applications?status=all")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/auth/login?next=")
+    assert "admin/applications" in response.headers["Location"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_citizens_who_are_not_staff_are_told_the_area_does_not_exist(
+    client: FlaskClient, page: str
+) -> None:
+    login(client, create_citizen())
+    assert client.get(page).status_code == 404
+    assert "/admin/" not in client.get("/profile/").get_data(as_text=True)
+
+
+def test_removed_staff_lose_access(client: FlaskClient, runner: object) -> None:
+    from ebox.admin.services import remove_staff
+    from ebox.audit.services import OPERATOR
+
+    citizen = log_in_staff(client, "admin")
+    assert client.get("/admin/").status_code == 200
+    remove_staff(raw_number=citizen.national_number, actor=OPERATOR)
+    db.session.commit()
+    assert client.get("/admin/").status_code == 404
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_staff_use_the_pages_without_the_citizens_first_visit(
+    client: FlaskClient, page: str
+) -> None:
+    log_in_staff(client, "support")
+    response = client.get(page)
+    assert response.status_code == 200
+    assert 'href="/admin/"' in response.get_data(as_text=True)  # the header's link
+
+
+def test_support_staff_read_but_every_change_is_forbidden(client: FlaskClient) -> None:
+    application = submit_application(client)
+    sender = create_sender()
+    db.session.commit()
+    log_in_staff(client, "support")
+    detail = f"/admin/applications/{application.id}"
+    page = client.get(detail).get_data(as_text=True)
+    assert "Federal Pension Service" in page
+    assert "/approve" not in page  # no buttons they could not use
+
+    sender_page = f"/admin/senders/{sender.id}"
+    for page_url, action in [
+        (detail, f"{detail}/approve"),
+        (detail, f"{detail}/reject"),
+        (sender_page, f"{sender_page}/suspend"),
+        (sender_page, f"{sender_page}/reactivate"),
+        (sender_page, f"{sender_page}/registered"),
+        (sender_page, f"{sender_page}/certificates"),
+    ]:
+        response = staff_post(client, page_url, action, {"reason": "Because", "allow": "yes"})
+        assert response.status_code == 403, action
+
+    db.session.rollback()
+    assert db.session.get(type(application), application.id).status == STATUS_PENDING  # type: ignore[union-attr]
+    assert db.session.scalars(select(Sender)).one().is_active
+
+
+def test_a_staff_post_without_csrf_token_is_refused(client: FlaskClient) -> None:
+    application = submit_application(client)
+    log_in_staff(client, "admin")
+    response = client.post(f"/admin/applications/{application.id}/approve")
+    assert response.status_code == 400
+    db.session.rollback()
+    assert db.session.scalars(select(Sender)).first() is None
