@@ -14,6 +14,7 @@ from ebox import create_app
 from examples.ebox_client import make_client
 from tests.conftest import make_settings
 from tests.live_server import LiveServer, live_server
+from tests.mail.smtp_server import smtp_server  # noqa: F401
 from tests.soap.wss_helpers import REDIS_URL, Identity, make_identity
 
 

@@ -15,7 +15,7 @@ import zeep
 from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from ebox.audit.models import AuditEvent
 from ebox.db_types import utcnow
@@ -300,6 +300,57 @@ def test_a_document_above_the_size_limit_is_refused(
         settings.max_document_bytes = 10 * 1024 * 1024
     assert fault_code(fault) == "DOCUMENT_TOO_LARGE"
     assert documents() == [] and set(list_storage_keys()) == stored_keys
+
+
+@pytest.mark.slow
+def test_a_document_of_the_full_size_limit_is_published_and_downloaded_intact(
+    soap_server: LiveServer, client: FlaskClient, zeep_client: zeep.Client, sender: Sender
+) -> None:
+    limit = soap_server.app.config["EBOX"].max_document_bytes
+    assert limit == 10 * 1024 * 1024  # the default: the request limit must leave room for it
+    scan = make_pdf("Scanned file", total_size=limit)
+    citizen = create_citizen()
+    db.session.commit()
+
+    result = publish(zeep_client, recipient=citizen.national_number, pdf=scan)
+
+    login(client, citizen)
+    download = client.get(f"/documents/{result.EboxMessageId}/content")
+    assert download.status_code == 200
+    assert len(download.data) == limit and download.data == scan
+
+
+@pytest.mark.postgres_only
+def test_a_commit_that_fails_answers_internal_error_and_leaves_no_stored_object(
+    zeep_client: zeep.Client, sender: Sender, stored_keys: set[str]
+) -> None:
+    # A deferred trigger makes the database refuse the COMMIT itself, after the content is stored.
+    db.session.execute(
+        text(
+            "CREATE FUNCTION refuse_document() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'database refused the document'; END $$"
+        )
+    )
+    db.session.execute(
+        text(
+            "CREATE CONSTRAINT TRIGGER refuse_document AFTER INSERT ON documents "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_document()"
+        )
+    )
+    db.session.commit()
+    try:
+        fault = refused(publish, zeep_client)
+    finally:
+        db.session.execute(text("DROP TRIGGER refuse_document ON documents"))
+        db.session.execute(text("DROP FUNCTION refuse_document()"))
+        db.session.commit()
+
+    assert fault_code(fault) == "INTERNAL_ERROR"
+    assert "database refused" not in fault.message  # no internals leak to the caller
+    assert documents() == []
+    assert set(list_storage_keys()) == stored_keys
+    # The Fault says "try again later": the same message then goes through.
+    assert publish(zeep_client).EboxMessageId == str(documents()[0].id)
 
 
 def test_a_message_type_of_a_suspended_sender_is_refused_at_the_door(
