@@ -19,6 +19,7 @@ from ebox.mailbox.models import Document
 from ebox.mailbox.queries import Page
 from ebox.national_number import mask
 from ebox.senders.models import MessageType, Sender, SenderCertificate
+from ebox.soap import faults
 
 APPLICATION_STATUSES = ("pending", "approved", "rejected")
 PAGE_SIZE = 25
@@ -86,7 +87,7 @@ def dashboard(now: datetime) -> Dashboard:
         published_last_week=_count(select(Document.id).where(Document.published_at > week)),
         refusals_last_day=_count(
             select(AuditEvent.id).where(
-                AuditEvent.occurred_at > day, AuditEvent.action.like("%refused%")
+                AuditEvent.occurred_at > day, AuditEvent.action.in_(faults.REFUSAL_ACTIONS)
             )
         ),
         staff_actions_last_day=_count(

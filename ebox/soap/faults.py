@@ -38,6 +38,11 @@ INTERNAL_ERROR = "INTERNAL_ERROR"
 
 _SERVER_SIDE = {SERVICE_UNAVAILABLE, INTERNAL_ERROR}
 
+# The audit actions of a refused call (the admin dashboard counts them).
+PUBLICATION_REFUSED = "publication.refused"
+REQUEST_REFUSED = "request.refused"
+REFUSAL_ACTIONS = (PUBLICATION_REFUSED, REQUEST_REFUSED)
+
 
 class SoapFault(Exception):
     """Raised anywhere in the SOAP layer; the endpoint turns it into a Fault response."""

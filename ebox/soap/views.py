@@ -201,7 +201,7 @@ def _audit_refusal(call: _Call, fault: SoapFault) -> None:
     try:
         record_event(
             Actor("sender", str(call.sender_id)),
-            "publication.refused" if is_publication else "request.refused",
+            faults.PUBLICATION_REFUSED if is_publication else faults.REQUEST_REFUSED,
             "sender",
             call.sender_id,
             details,

@@ -6,9 +6,13 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from ebox.admin.queries import dashboard
 from ebox.applications.models import STATUS_PENDING
+from ebox.audit.services import Actor, record_event
+from ebox.db_types import utcnow
 from ebox.extensions import db
 from ebox.senders.models import Sender
+from ebox.soap import faults
 from tests.admin.admin_helpers import log_in_staff, staff_post, submit_application
 from tests.factories import create_citizen, create_sender, login
 
@@ -86,3 +90,21 @@ def test_a_staff_post_without_csrf_token_is_refused(client: FlaskClient) -> None
     assert response.status_code == 400
     db.session.rollback()
     assert db.session.scalars(select(Sender)).first() is None
+
+
+def test_the_overview_counts_refused_calls_and_staff_actions_of_the_last_day(
+    client: FlaskClient,
+) -> None:
+    sender = create_sender()
+    db.session.commit()
+    caller = Actor("sender", str(sender.id))
+    record_event(caller, faults.PUBLICATION_REFUSED, "sender", sender.id, {"code": "NOT_A_PDF"})
+    record_event(caller, faults.REQUEST_REFUSED, "sender", sender.id, {"code": "REPLAY"})
+    record_event(caller, "document.published", "document", "1")
+    db.session.commit()
+    log_in_staff(client, "support")
+
+    counts = dashboard(utcnow())
+    assert (counts.refusals_last_day, counts.active_senders) == (2, 1)
+    page = client.get("/admin/").get_data(as_text=True)
+    assert "Refused requests, last 24 hours</dt><dd>2</dd>" in page
