@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from flask_babel import format_number
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -73,7 +74,7 @@ def _whole_number(maximum: int) -> Any:
         text = (field.data or "").replace(" ", "").replace(".", "")
         if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= maximum:
             raise ValidationError(
-                _l("Enter a whole number from 1 to %(maximum)s.", maximum=f"{maximum:,}")
+                _l("Enter a whole number from 1 to %(maximum)s.", maximum=format_number(maximum))
             )
         field.data = str(int(text))
 
