@@ -1,34 +1,43 @@
-"""The RQ worker (with its scheduler), running jobs inside an eBox application context.
+"""The RQ worker (with its scheduler), running every job inside the eBox application.
 
-python worker.py            # queues: default
+python worker.py            # work until stopped; periodic jobs come from ebox/schedule.py
+python worker.py --burst    # work until the queue is empty, then stop (tests, one-off runs)
 EBOX_REDIS_URL=redis://...  # production; unset, an embedded Redis under instance/ is used
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 
-from rq import Queue, Worker
+from rq import Queue
 
 from ebox import create_app
+from ebox.jobs import QUEUE, AppWorker
 from ebox.redis_connection import connect as connect_redis
 from ebox.redis_connection import embedded_redis
+from ebox.schedule import ensure_scheduled
 
-QUEUES = ("default",)
+log = logging.getLogger("ebox.worker")
 
 
 def main(argv: list[str]) -> int:
+    burst = "--burst" in argv
     app = create_app()
     settings = app.config["EBOX"]
-    with app.app_context(), contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
         if settings.redis_url:
             connection = connect_redis(settings)
         else:
             connection = stack.enter_context(embedded_redis(settings))
-        queues = [Queue(name, connection=connection) for name in QUEUES]
-        worker = Worker(queues, connection=connection)
-        worker.work(with_scheduler=True, burst="--burst" in argv)
+        jobs = Queue(QUEUE, connection=connection)
+        if not burst:
+            with app.app_context():
+                scheduled = ensure_scheduled(jobs)
+            log.info("periodic jobs scheduled: %s", ", ".join(scheduled))
+        worker = AppWorker([jobs], connection=connection, app=app)
+        worker.work(with_scheduler=True, burst=burst)
     return 0
 
 

@@ -53,6 +53,7 @@ def _import_models() -> None:
     """Every model module, so that the metadata (and Alembic) know every table."""
     import ebox.accounts.models
     import ebox.admin.models
+    import ebox.alerts.models
     import ebox.applications.models
     import ebox.audit.models
     import ebox.mailbox.models

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import IO
 
 import click
@@ -150,3 +151,62 @@ def _sender_name(name: str) -> str:
     if not 2 <= len(name) <= 200:
         raise click.ClickException("--name must have 2 to 200 characters.")
     return name
+
+
+alerts_group = AppGroup("alerts", help="The daily e-mail alert to citizens.")
+ebox_group.add_command(alerts_group)
+
+
+@alerts_group.command("run")
+@click.option(
+    "--date",
+    "day",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="The alert day to run (default: today in Brussels). A day already run is completed, "
+    "never sent twice.",
+)
+def alerts_run_command(day: datetime | None) -> None:
+    """Plan and send a day's alerts in this process, with progress and a summary."""
+    from ebox.alerts import services
+
+    alert_day = day.date() if day else services.platform_today()
+    outcome = services.run_inline(alert_day, progress=click.echo)
+    counts = services.delivery_counts(alert_day)
+    click.echo(
+        f"alerts {alert_day}: {outcome.sent} sent now, {outcome.skipped} skipped (read meanwhile), "
+        f"{len(outcome.failed)} refused by the mail server, {len(outcome.unknown)} uncertain; "
+        f"the day so far: {_counts(counts)}"
+    )
+    if outcome.failed:
+        raise click.ClickException(
+            "some alerts were refused by the mail server; run the command again to retry them"
+        )
+
+
+@ebox_group.command("purge")
+@click.option(
+    "--now",
+    "moment",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"]),
+    help="Delete what has expired at this UTC time instead of now (to replay a run).",
+)
+@click.option("--orphans", is_flag=True, help="Also remove stored objects that no document names.")
+def purge_command(moment: datetime | None, orphans: bool) -> None:
+    """Delete every expired document: its stored content, and all but a minimal record."""
+    from ebox.retention import services
+
+    at = moment.replace(tzinfo=UTC) if moment else None
+    summary = services.purge_expired(
+        at,
+        progress=lambda done: click.echo(f"{done.documents} documents deleted so far"),
+    )
+    click.echo(
+        f"purge: {summary.documents} expired documents deleted, "
+        f"{summary.objects_removed} stored objects removed"
+    )
+    if orphans:
+        click.echo(f"orphans: {services.remove_orphan_objects()} stored objects removed")
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "none"

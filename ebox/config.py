@@ -87,6 +87,11 @@ class Settings:
     min_expiry_days: int = 1
     max_expiry_days: int = 3 * 365 + 1
     cookie_secure: bool = False
+    # The worker (ebox/schedule.py): the daily alert's hour in Europe/Brussels, how far ahead an
+    # unread document's deletion is announced, and how often expired documents are deleted.
+    alert_hour: int = 7
+    alert_expiry_window_days: int = 7
+    purge_interval_minutes: int = 60
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -128,6 +133,9 @@ class Settings:
             min_expiry_days=_env_int("MIN_EXPIRY_DAYS", 1),
             max_expiry_days=_env_int("MAX_EXPIRY_DAYS", 3 * 365 + 1),
             cookie_secure=_env_bool("COOKIE_SECURE", env == "production"),
+            alert_hour=_env_int("ALERT_HOUR", 7),
+            alert_expiry_window_days=_env_int("ALERT_EXPIRY_WINDOW_DAYS", 7),
+            purge_interval_minutes=_env_int("PURGE_INTERVAL_MINUTES", 60),
         )
         if settings.saml_sp_entity_id == "":
             settings.saml_sp_entity_id = f"{settings.public_url}/auth/saml/metadata"
@@ -182,6 +190,10 @@ class Settings:
             raise ConfigError(
                 f"EBOX_SAML_IDP must be 'demo' or 'federation', not {self.saml_idp!r}"
             )
+        if not 0 <= self.alert_hour <= 23:
+            raise ConfigError(f"EBOX_ALERT_HOUR must be from 0 to 23, not {self.alert_hour}")
+        if not 1 <= self.purge_interval_minutes <= 24 * 60:
+            raise ConfigError("EBOX_PURGE_INTERVAL_MINUTES must be from 1 to 1440")
         if self.saml_idp == "federation" and not self.saml_idp_metadata:
             raise ConfigError("EBOX_SAML_IDP is 'federation' but EBOX_SAML_IDP_METADATA is empty")
         if self.is_production:

@@ -28,6 +28,10 @@ class Citizen(Model):
     is_electronic_only: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The daily e-mail alert announced documents published up to alerted_news_until and warned
+    # of expiries up to alerted_expiry_until: the next alert starts there (ebox.alerts).
+    alerted_news_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    alerted_expiry_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def is_activated(self) -> bool:

@@ -11,6 +11,7 @@ import logging
 import secrets
 import smtplib
 import ssl
+from contextlib import suppress
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -33,7 +34,15 @@ CAPTURE_FOLDER = "mail"
 
 
 class MailDeliveryError(RuntimeError):
-    """The message could not be handed to the mail server; the message says why."""
+    """The message could not be handed to the mail server; the message says why.
+
+    may_have_been_delivered: the connection broke while the message was being sent, so the
+    server may have accepted it. Whoever must not send twice does not retry such a message.
+    """
+
+    def __init__(self, message: str, *, may_have_been_delivered: bool = False) -> None:
+        super().__init__(message)
+        self.may_have_been_delivered = may_have_been_delivered
 
 
 @dataclass(frozen=True)
@@ -57,14 +66,83 @@ def send_email(
     *, to: str, subject: str, text: str, html: str | None = None, language: str | None = None
 ) -> None:
     """Deliver one message now. Raises MailDeliveryError when the mail server refuses it."""
-    settings: Settings = current_app.config["EBOX"]
-    message = build_message(
-        sender=settings.mail_from, to=to, subject=subject, text=text, html=html, language=language
-    )
-    if settings.smtp_url:
-        _deliver_by_smtp(message, parse_smtp_url(settings.smtp_url))
-    else:
-        _capture(message, settings.instance_path / CAPTURE_FOLDER)
+    with Mailer(current_app.config["EBOX"]) as mailer:
+        mailer.send(to=to, subject=subject, text=text, html=html, language=language)
+
+
+class Mailer:
+    """Delivers messages over one SMTP connection, opened at the first message (or captures
+    them on disk when EBOX_SMTP_URL is empty). Use as a context manager; not thread-safe.
+
+    A failed message closes the connection; the next one opens a new connection.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.target = parse_smtp_url(settings.smtp_url) if settings.smtp_url else None
+        self._smtp: smtplib.SMTP | None = None
+
+    def __enter__(self) -> Mailer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def send(
+        self,
+        *,
+        to: str,
+        subject: str,
+        text: str,
+        html: str | None = None,
+        language: str | None = None,
+    ) -> None:
+        message = build_message(
+            sender=self.settings.mail_from,
+            to=to,
+            subject=subject,
+            text=text,
+            html=html,
+            language=language,
+        )
+        if self.target is None:
+            _capture(message, self.settings.instance_path / CAPTURE_FOLDER)
+        else:
+            self._deliver(message, self.target)
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            with suppress(smtplib.SMTPException, OSError):
+                self._smtp.quit()
+            self._smtp = None
+
+    def _deliver(self, message: EmailMessage, target: SmtpTarget) -> None:
+        handed_over = False
+        try:
+            if self._smtp is not None and not _still_open(self._smtp):
+                self._smtp = None  # the server closed an idle connection: open a new one
+            if self._smtp is None:
+                self._smtp = _open_session(target)
+            handed_over = True
+            self._smtp.send_message(message)
+        except (smtplib.SMTPException, OSError) as exc:
+            self._smtp = None  # whatever state it is in, it is not reused
+            # Only an explicit refusal proves the server did not take the message; a connection
+            # lost while sending leaves it unknown.
+            refused = not handed_over or isinstance(exc, smtplib.SMTPResponseException)
+            log.warning(
+                "mail delivery to %s via %s:%s failed: %s",
+                mask_address(str(message["To"])),
+                target.host,
+                target.port,
+                type(exc).__name__,
+            )
+            raise MailDeliveryError(
+                f"The mail server {target.host}:{target.port} did not accept the message "
+                f"({type(exc).__name__})",
+                may_have_been_delivered=not refused,
+            ) from exc
+        log.info("mail %s delivered to %s", message["Message-ID"], mask_address(str(message["To"])))
 
 
 def queue_email(
@@ -129,27 +207,24 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     )
 
 
-def _deliver_by_smtp(message: EmailMessage, target: SmtpTarget) -> None:
+def _still_open(smtp: smtplib.SMTP) -> bool:
     try:
-        with _connect(target) as smtp:
-            if target.starttls:
-                smtp.starttls(context=ssl.create_default_context())
-            if target.username:
-                smtp.login(target.username, target.password)
-            smtp.send_message(message)
-    except (smtplib.SMTPException, OSError) as exc:
-        log.warning(
-            "mail delivery to %s via %s:%s failed: %s",
-            mask_address(str(message["To"])),
-            target.host,
-            target.port,
-            type(exc).__name__,
-        )
-        raise MailDeliveryError(
-            f"The mail server {target.host}:{target.port} did not accept the message "
-            f"({type(exc).__name__})"
-        ) from exc
-    log.info("mail %s delivered to %s", message["Message-ID"], mask_address(str(message["To"])))
+        return bool(smtp.noop()[0] == 250)
+    except (smtplib.SMTPException, OSError):
+        return False
+
+
+def _open_session(target: SmtpTarget) -> smtplib.SMTP:
+    smtp = _connect(target)
+    try:
+        if target.starttls:
+            smtp.starttls(context=ssl.create_default_context())
+        if target.username:
+            smtp.login(target.username, target.password)
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
 
 
 def _connect(target: SmtpTarget) -> smtplib.SMTP:

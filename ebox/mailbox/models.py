@@ -32,6 +32,20 @@ class Document(Model):
             unique=True,
         ),
         Index("ix_documents_recipient_published", "recipient_national_number", "published_at"),
+        # The purge (ebox.retention) looks for expired documents not yet deleted, and for deleted
+        # ones whose stored object is still to be removed: both stay small however many rows.
+        Index(
+            "ix_documents_to_purge",
+            "expires_at",
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
+        Index(
+            "ix_documents_removal_pending",
+            "id",
+            postgresql_where=text("deleted_at IS NOT NULL AND storage_key IS NOT NULL"),
+            sqlite_where=text("deleted_at IS NOT NULL AND storage_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -47,6 +48,9 @@ class ObjectStore(Protocol):
         """Remove the object under `key`; nothing happens when there is none."""
 
     def exists(self, key: str) -> bool: ...
+
+    def stored_at(self, key: str) -> datetime | None:
+        """When the object under `key` was written; None when there is none."""
 
     def check(self) -> None:
         """Raise StorageUnavailable unless objects can be stored and read."""
@@ -105,6 +109,12 @@ class LocalStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def stored_at(self, key: str) -> datetime | None:
+        try:
+            return datetime.fromtimestamp(self._path(key).stat().st_mtime, UTC)
+        except FileNotFoundError:
+            return None
 
     def check(self) -> None:
         try:

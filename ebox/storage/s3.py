@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, BinaryIO
 
 import boto3
@@ -89,6 +90,15 @@ class S3Store:
         except ContentNotFound:
             return False
         return True
+
+    def stored_at(self, key: str) -> datetime | None:
+        try:
+            with self._errors(key):
+                head = self.client.head_object(Bucket=self.bucket, Key=check_key(key))
+        except ContentNotFound:
+            return None
+        modified: datetime = head["LastModified"]
+        return modified
 
     def check(self) -> None:
         try:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO
 
 from flask import current_app
@@ -90,6 +91,11 @@ def delete_content(storage_key: str) -> None:
     """Remove the stored object; deleting what is already gone is not an error."""
     _store().delete(storage_key)
     log.info("deleted object %s", storage_key)
+
+
+def stored_at(storage_key: str) -> datetime | None:
+    """When the object was written (None if there is none): the orphan pass spares new ones."""
+    return _store().stored_at(storage_key)
 
 
 def check_storage() -> None:

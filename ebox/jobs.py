@@ -1,0 +1,37 @@
+"""Background jobs: the queue they go to and the worker that runs them in the application.
+
+Jobs are plain functions named by their dotted path. The worker runs each one inside a fresh
+application context (so each has its own database session) without forking: jobs here are many
+and short, and a fork per job would cost more than most of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app
+from rq import Queue, SimpleWorker
+from rq.job import Job, get_current_job
+
+from ebox.redis_connection import connect
+
+QUEUE = "default"
+
+
+def queue() -> Queue:
+    """The jobs queue: on the running job's Redis inside a job, else on the configured one."""
+    job = get_current_job()
+    connection = job.connection if job is not None else connect(current_app.config["EBOX"])
+    return Queue(QUEUE, connection=connection)
+
+
+class AppWorker(SimpleWorker):
+    """An RQ worker that runs every job in its own context of one eBox application."""
+
+    def __init__(self, *args: Any, app: Flask, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.app = app
+
+    def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
+        with self.app.app_context():
+            return bool(super().perform_job(job, queue, execution))

@@ -1,0 +1,152 @@
+"""Deleting documents at the expiry their sender chose.
+
+A document is deleted in two committed steps. First its row is reduced to the minimal record
+(ids, dates, digest, status): title, body, file name and the wrapped content key are erased and
+deleted_at is set, which makes the content unreadable at once (the key that opens it is gone).
+The storage key stays as a marker that the object is still to be removed. Then the objects are
+removed and the markers cleared. A crash in between leaves markers that the next run finishes
+first; an object that no row names at all (a crash while publishing) is found by the orphan pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import Select, select, update
+
+from ebox.db_types import utcnow
+from ebox.extensions import db
+from ebox.mailbox.models import Document
+from ebox.storage.services import delete_content, list_storage_keys, stored_at
+
+log = logging.getLogger(__name__)
+SelectT = TypeVar("SelectT", bound=Select)
+
+PURGE_BATCH = 500
+# An object younger than this may belong to a publication whose transaction is still open.
+ORPHAN_GRACE = timedelta(hours=1)
+ORPHAN_PAGE = 1000
+
+
+@dataclass
+class PurgeSummary:
+    documents: int = 0
+    objects_removed: int = 0
+
+
+def purge_expired(
+    now: datetime | None = None,
+    *,
+    batch_size: int = PURGE_BATCH,
+    progress: Callable[[PurgeSummary], None] | None = None,
+) -> PurgeSummary:
+    """Delete every document expired at now, batch by batch. Safe to run again at any time."""
+    now = now or utcnow()
+    summary = PurgeSummary()
+    summary.objects_removed += _remove_marked_objects(batch_size)
+    while True:
+        expired = (
+            db.session.execute(
+                _locked(
+                    select(Document.id)
+                    .where(Document.deleted_at.is_(None), Document.expires_at <= now)
+                    .order_by(Document.expires_at)
+                    .limit(batch_size)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if not expired:
+            break
+        db.session.execute(
+            update(Document)
+            .where(Document.id.in_(expired))
+            .values(
+                deleted_at=now,
+                title=None,
+                body_text=None,
+                file_name=None,
+                content_key=None,
+                content_key_id=None,
+            )
+        )
+        db.session.commit()
+        summary.documents += len(expired)
+        summary.objects_removed += _remove_marked_objects(batch_size)
+        if progress:
+            progress(summary)
+    if summary.documents:
+        log.info(
+            "purge: %d expired documents deleted, %d objects removed",
+            summary.documents,
+            summary.objects_removed,
+        )
+    return summary
+
+
+def _remove_marked_objects(batch_size: int) -> int:
+    """Remove the objects of deleted documents whose storage key is still set."""
+    removed = 0
+    while True:
+        marked = db.session.execute(
+            _locked(
+                select(Document.id, Document.storage_key)
+                .where(Document.deleted_at.is_not(None), Document.storage_key.is_not(None))
+                .limit(batch_size)
+            )
+        ).all()
+        if not marked:
+            return removed
+        for _, storage_key in marked:
+            delete_content(str(storage_key))  # idempotent: a missing object is fine
+        db.session.execute(
+            update(Document)
+            .where(Document.id.in_([document_id for document_id, _ in marked]))
+            .values(storage_key=None)
+        )
+        db.session.commit()
+        removed += len(marked)
+
+
+def remove_orphan_objects(now: datetime | None = None) -> int:
+    """Remove stored objects that no document names and that are older than ORPHAN_GRACE."""
+    now = now or utcnow()
+    removed = 0
+    for page in _pages(list_storage_keys(), ORPHAN_PAGE):
+        known = set(
+            db.session.scalars(select(Document.storage_key).where(Document.storage_key.in_(page)))
+        )
+        db.session.rollback()  # read only; keep no transaction open while listing the store
+        for key in page:
+            if key in known:
+                continue
+            created = stored_at(key)
+            if created is not None and created <= now - ORPHAN_GRACE:
+                delete_content(key)
+                removed += 1
+    if removed:
+        log.warning("purge: %d stored objects without a document removed", removed)
+    return removed
+
+
+def _locked(query: SelectT) -> SelectT:
+    """Several workers purge side by side: each takes rows the others have not locked."""
+    if db.engine.dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
+
+
+def _pages(keys: Iterator[str], size: int) -> Iterator[list[str]]:
+    page: list[str] = []
+    for key in keys:
+        page.append(key)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page
