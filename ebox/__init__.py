@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ebox import web
 from ebox.config import Settings
@@ -28,6 +29,10 @@ def create_app(settings: Settings | None = None, **flask_overrides: Any) -> Flas
     app.config.update(flask_overrides)
     app.config["EBOX"] = settings
     settings.instance_path.mkdir(parents=True, exist_ok=True)
+    if settings.trusted_proxies:
+        # The client's address (access history, logs) and https come from the proxies' headers.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
 
     _init_extensions(app)
     web.init_app(app)

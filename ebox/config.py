@@ -89,6 +89,9 @@ class Settings:
     cookie_secure: bool = False
     # The worker (ebox/schedule.py): the daily alert's hour in Europe/Brussels, how far ahead an
     # unread document's deletion is announced, and how often expired documents are deleted.
+    # Reverse proxies in front (nginx, a load balancer) whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed; 0 believes none (a client could forge them).
+    trusted_proxies: int = 0
     alert_hour: int = 7
     alert_expiry_window_days: int = 7
     purge_interval_minutes: int = 60
@@ -133,6 +136,7 @@ class Settings:
             min_expiry_days=_env_int("MIN_EXPIRY_DAYS", 1),
             max_expiry_days=_env_int("MAX_EXPIRY_DAYS", 3 * 365 + 1),
             cookie_secure=_env_bool("COOKIE_SECURE", env == "production"),
+            trusted_proxies=_env_int("TRUSTED_PROXIES", 0),
             alert_hour=_env_int("ALERT_HOUR", 7),
             alert_expiry_window_days=_env_int("ALERT_EXPIRY_WINDOW_DAYS", 7),
             purge_interval_minutes=_env_int("PURGE_INTERVAL_MINUTES", 60),
@@ -190,6 +194,8 @@ class Settings:
             raise ConfigError(
                 f"EBOX_SAML_IDP must be 'demo' or 'federation', not {self.saml_idp!r}"
             )
+        if not 0 <= self.trusted_proxies <= 5:
+            raise ConfigError("EBOX_TRUSTED_PROXIES must be from 0 to 5")
         if not 0 <= self.alert_hour <= 23:
             raise ConfigError(f"EBOX_ALERT_HOUR must be from 0 to 23, not {self.alert_hour}")
         if not 1 <= self.purge_interval_minutes <= 24 * 60:

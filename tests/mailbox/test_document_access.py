@@ -8,10 +8,12 @@ from datetime import timedelta
 
 import pytest
 
+from ebox import create_app
 from ebox.db_types import utcnow
 from ebox.extensions import db
 from ebox.log_config import MaskingFormatter
 from ebox.mailbox.models import DocumentAccessEvent
+from tests.conftest import make_settings
 from tests.factories import create_citizen, create_document, login
 from tests.mailbox.mailbox_helpers import HTMX, csrf_token, post, without_tokens
 
@@ -209,3 +211,22 @@ def test_the_history_hides_the_title_of_a_document_that_is_gone(client):
     html = client.get("/history").get_data(as_text=True)
     assert "You opened the document" in html
     assert "Expired letter" not in html and "no longer available" in html
+
+
+def test_the_address_comes_from_the_proxy_header_only_when_a_proxy_is_trusted(
+    client, _migrated_app, instance_path, database_url
+):
+    citizen = create_citizen()
+    document = create_document(citizen)
+    forged = {"X-Forwarded-For": "203.0.113.7"}
+    login(client, citizen)
+    client.get(f"/documents/{document.id}", headers=forged)
+
+    behind_nginx = create_app(
+        make_settings(instance_path, database_url, trusted_proxies=1), TESTING=True
+    ).test_client()
+    login(behind_nginx, citizen)
+    behind_nginx.get(f"/documents/{document.id}", headers=forged)
+
+    events = db.session.query(DocumentAccessEvent).order_by(DocumentAccessEvent.id).all()
+    assert [event.ip_address for event in events] == ["127.0.0.1", "203.0.113.7"]
