@@ -125,12 +125,12 @@ def plan_range(run: AlertRun, first_id: int, end_id: int, settings: Settings) ->
 
 
 def deliveries_to_send(day: date, first_id: int, end_id: int) -> Iterator[list[int]]:
-    """The ids of the range's deliveries still to send, in batches of SEND_BATCH."""
+    """The ids of the range's deliveries still to send (or to retry), in batches of SEND_BATCH."""
     ids = db.session.scalars(
         select(AlertDelivery.id)
         .where(
             AlertDelivery.day == day,
-            AlertDelivery.status == PLANNED,
+            AlertDelivery.status.in_([PLANNED, FAILED]),
             AlertDelivery.citizen_id >= first_id,
             AlertDelivery.citizen_id < end_id,
         )

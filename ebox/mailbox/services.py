@@ -273,6 +273,13 @@ def _same_or_refuse(
     existing: Document, publication: Publication, recipient: str, sha256: str
 ) -> Document:
     """A retry must repeat the message exactly (its expiry aside); anything else is refused."""
+    if existing.deleted_at is not None:
+        # Its title and name are erased, so "the same" cannot be told; it is gone anyway.
+        raise PublicationRefused(
+            DUPLICATE_MESSAGE_ID,
+            "This MessageID was used for a message that has expired and been deleted; use a new "
+            "Ticket or Sequence.",
+        )
     same = (
         existing.recipient_national_number == recipient
         and existing.message_type_id == publication.message_type.id
