@@ -7,13 +7,18 @@ and short, and a fork per job would cost more than most of them.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
-from rq import Queue, SimpleWorker
+from redis.exceptions import RedisError
+from rq import Queue, SimpleWorker, Worker
 from rq.job import Job, get_current_job
 
 from ebox.redis_connection import connect
+
+log = logging.getLogger(__name__)
 
 QUEUE = "default"
 
@@ -35,3 +40,26 @@ class AppWorker(SimpleWorker):
     def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
         with self.app.app_context():
             return bool(super().perform_job(job, queue, execution))
+
+
+@dataclass(frozen=True)
+class QueueHealth:
+    waiting: int
+    scheduled: int
+    failed: int  # jobs out of retries, kept in RQ's failed registry for operators
+    workers: int
+
+
+def queue_health() -> QueueHealth | None:
+    """The queue as operators see it; None when Redis cannot be reached."""
+    try:
+        jobs = Queue(QUEUE, connection=connect(current_app.config["EBOX"], fail_fast=True))
+        return QueueHealth(
+            waiting=jobs.count,
+            scheduled=jobs.scheduled_job_registry.count,
+            failed=jobs.failed_job_registry.count,
+            workers=Worker.count(queue=jobs),
+        )
+    except (RedisError, OSError) as exc:
+        log.warning("the job queue cannot be reached: %s", type(exc).__name__)
+        return None

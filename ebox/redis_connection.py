@@ -10,9 +10,12 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from redis import Redis
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 
 from ebox.config import Settings
 
@@ -23,11 +26,17 @@ def embedded_socket(settings: Settings) -> Path:
     return settings.instance_path / "redis.sock"
 
 
-def connect(settings: Settings) -> Redis:
-    """A connection to the configured Redis, or to the embedded one if it is running."""
+def connect(settings: Settings, *, fail_fast: bool = False) -> Redis:
+    """A connection to the configured Redis, or to the embedded one if it is running.
+
+    fail_fast: no retries and a short connect timeout, for a page that only reports on Redis.
+    """
+    options: dict[str, Any] = (
+        {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 1} if fail_fast else {}
+    )
     if settings.redis_url:
-        return Redis.from_url(settings.redis_url)
-    return Redis(unix_socket_path=str(embedded_socket(settings)))
+        return Redis.from_url(settings.redis_url, **options)
+    return Redis(unix_socket_path=str(embedded_socket(settings)), **options)
 
 
 @contextmanager

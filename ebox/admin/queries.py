@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import selectinload
 
+from ebox.alerts.services import delivery_counts, platform_today
 from ebox.applications.models import STATUS_PENDING, SenderApplication
 from ebox.audit.models import AuditEvent
 from ebox.extensions import db
@@ -36,6 +37,7 @@ class Dashboard:
     published_last_week: int
     refusals_last_day: int
     staff_actions_last_day: int
+    alerts_today: dict[str, int]  # the day's alert e-mails by status (ebox.alerts.models)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ def dashboard(now: datetime) -> Dashboard:
                 AuditEvent.occurred_at > day, AuditEvent.actor_type == "staff"
             )
         ),
+        alerts_today=delivery_counts(platform_today(now)),
     )
 
 

@@ -32,6 +32,7 @@ from ebox.admin.services import active_staff, actor_for
 from ebox.applications import services as applications
 from ebox.audit.services import verify_chain
 from ebox.db_types import utcnow
+from ebox.jobs import queue_health
 from ebox.senders import services as senders
 from ebox.senders.certificates import CertificateRejected
 from ebox.senders.models import Sender
@@ -89,7 +90,9 @@ def _page_number() -> int:
 
 @bp.get("/")
 def dashboard() -> ResponseReturnValue:
-    return render_template("admin/dashboard.html", counts=queries.dashboard(utcnow()))
+    return render_template(
+        "admin/dashboard.html", counts=queries.dashboard(utcnow()), queue=queue_health()
+    )
 
 
 # --- applications ------------------------------------------------------------------------

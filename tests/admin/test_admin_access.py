@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -108,3 +109,20 @@ def test_the_overview_counts_refused_calls_and_staff_actions_of_the_last_day(
     assert (counts.refusals_last_day, counts.active_senders) == (2, 1)
     page = client.get("/admin/").get_data(as_text=True)
     assert "Refused requests, last 24 hours</dt><dd>2</dd>" in page
+
+
+def test_the_overview_shows_the_job_queue_or_says_it_cannot_be_reached(
+    app: Flask, client: FlaskClient
+) -> None:
+    log_in_staff(client, "support")
+    settings = app.config["EBOX"]
+    settings.redis_url = "redis://127.0.0.1:1/0"  # nothing listens there
+    try:
+        unreachable = client.get("/admin/").get_data(as_text=True)
+        settings.redis_url = "redis://127.0.0.1:6379/0"
+        reachable = client.get("/admin/").get_data(as_text=True)
+    finally:
+        settings.redis_url = ""
+    assert "The job queue (Redis) cannot be reached" in unreachable
+    assert "Failed jobs" not in unreachable
+    assert "Failed jobs" in reachable and "cannot be reached" not in reachable
