@@ -1,0 +1,1 @@
+"""Registered mail: sealed evidence of what happened to a document, and proofs of delivery."""

@@ -1,0 +1,107 @@
+"""Sealed evidence checks out with a verifier nobody on this project wrote: xmlsec1."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from ebox.evidence.seal import Seal, demo_seal
+from ebox.evidence.xml import NS, EvidenceFacts, build_and_seal, digest
+
+
+@pytest.fixture(scope="module")
+def seal(tmp_path_factory: pytest.TempPathFactory) -> Seal:
+    return demo_seal(tmp_path_factory.mktemp("seal"))
+
+
+@pytest.fixture(scope="module")
+def other_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("other") / "root.pem"
+
+
+def facts(event: str = "ContentHandover", previous: str | None = None) -> EvidenceFacts:
+    return EvidenceFacts(
+        evidence_id=str(uuid.uuid4()),
+        event=event,
+        event_time=datetime(2026, 11, 29, 9, 30, tzinfo=UTC),
+        issuer_name="eBox",
+        issuer_url="https://ebox.example",
+        sender_enterprise_number="0123456749",
+        sender_name="Federal Pension Service",
+        sender_application="RegisteredMail v1",
+        recipient_national_number="85073003328",
+        platform_message_id=str(uuid.uuid4()),
+        sender_ticket="PENSION-1",
+        sender_sequence=3,
+        submission_time=datetime(2026, 11, 28, 8, 0, tzinfo=UTC),
+        document_sha256="ab" * 32,
+        previous_evidence_sha256=previous,
+    )
+
+
+def xmlsec1_verify(
+    xml: bytes, trusted_root: bytes, folder: Path
+) -> subprocess.CompletedProcess[str]:
+    (folder / "evidence.xml").write_bytes(xml)
+    (folder / "root.pem").write_bytes(trusted_root)
+    return subprocess.run(
+        [
+            "xmlsec1",
+            "--verify",
+            "--trusted-pem",
+            str(folder / "root.pem"),
+            str(folder / "evidence.xml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_a_sealed_evidence_verifies_against_the_root_ca(seal: Seal, tmp_path: Path) -> None:
+    xml = build_and_seal(facts(), seal)
+    result = xmlsec1_verify(xml, seal.root_pem, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout + result.stderr
+
+
+def test_it_states_the_facts_and_the_previous_evidence(seal: Seal) -> None:
+    first = build_and_seal(facts("SubmissionAcceptance"), seal)
+    second = build_and_seal(facts("ContentConsignment", previous=digest(first)), seal)
+    root = etree.fromstring(second)
+    ns = {"ev": NS}
+    assert root.findtext("ev:EventType", namespaces=ns).endswith("ContentConsignment")
+    assert root.findtext("ev:EventTime", namespaces=ns) == "2026-11-29T09:30:00.000000Z"
+    assert root.findtext("ev:Recipient/ev:NationalNumber", namespaces=ns) == "85073003328"
+    assert root.findtext("ev:Message/ev:DocumentDigest", namespaces=ns) == "ab" * 32
+    assert root.findtext("ev:PreviousEvidenceDigest", namespaces=ns) == digest(first)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        (b"85073003328", b"85073003329"),  # another recipient
+        (b"2026-11-29T09:30", b"2026-11-29T09:31"),  # another time
+        (b"ContentHandover<", b"ContentConsignment<"),  # another event
+    ],
+)
+def test_an_altered_evidence_is_refused(
+    seal: Seal, tmp_path: Path, change: tuple[bytes, bytes]
+) -> None:
+    xml = build_and_seal(facts(), seal)
+    assert change[0] in xml
+    result = xmlsec1_verify(xml.replace(*change), seal.root_pem, tmp_path)
+    assert result.returncode != 0
+
+
+def test_an_evidence_is_not_trusted_under_another_root(
+    seal: Seal, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    stranger = demo_seal(tmp_path_factory.mktemp("stranger"))
+    result = xmlsec1_verify(build_and_seal(facts(), seal), stranger.root_pem, tmp_path)
+    assert result.returncode != 0
