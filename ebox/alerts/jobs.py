@@ -52,9 +52,7 @@ def plan_alerts(day: str, first_id: int, end_id: int) -> int:
 
 
 def send_alerts(day: str, delivery_ids: list[int]) -> dict[str, int]:
-    outcome = services.send_deliveries(
-        delivery_ids, today=services.platform_today(), settings=_settings()
-    )
+    outcome = services.send_deliveries(delivery_ids, settings=_settings())
     if outcome.failed:
         raise AlertsRefused(
             f"{len(outcome.failed)} alerts of {day} were refused by the mail server "

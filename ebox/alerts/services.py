@@ -154,12 +154,12 @@ class SendOutcome:
         self.unknown += other.unknown
 
 
-def send_deliveries(delivery_ids: list[int], *, today: date, settings: Settings) -> SendOutcome:
+def send_deliveries(delivery_ids: list[int], *, settings: Settings) -> SendOutcome:
     """Send each delivery that nobody has claimed yet (or that the server refused today)."""
     outcome = SendOutcome()
     with Mailer(settings) as mailer:
         for delivery_id in delivery_ids:
-            delivery = _claim(delivery_id, today)
+            delivery = _claim(delivery_id, outcome)
             if delivery is None:
                 continue
             _send_one(delivery, mailer, settings, outcome)
@@ -220,20 +220,66 @@ def _still_news(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def _claim(delivery_id: int, today: date) -> AlertDelivery | None:
-    """Take the delivery for this worker, committed before anything is sent."""
-    claimable = or_(
-        AlertDelivery.status == PLANNED,
-        # A refused mail is retried, but only on its own day: the next day has its own alert.
-        and_(AlertDelivery.status == FAILED, AlertDelivery.day == today),
+def _claim(delivery_id: int, outcome: SendOutcome) -> AlertDelivery | None:
+    """Take the delivery for this worker, committed before anything is sent; None if it is not
+    to be sent (already taken, or superseded: then it is marked skipped)."""
+    delivery = db.session.get(AlertDelivery, delivery_id)
+    if delivery is None:
+        return None
+    # One claim at a time per citizen (PostgreSQL; SQLite has a single writer anyway), so the
+    # checks below and the claim see the same state.
+    _lock(Citizen, delivery.citizen_id)
+    claimable = and_(
+        AlertDelivery.id == delivery_id,
+        or_(
+            AlertDelivery.status == PLANNED,
+            # A refused mail is retried on its own day only: the next day has its own alert.
+            and_(AlertDelivery.status == FAILED, AlertDelivery.day == platform_today()),
+        ),
     )
-    result = db.session.execute(
-        update(AlertDelivery)
-        .where(AlertDelivery.id == delivery_id, claimable)
-        .values(status=SENDING, claimed_at=utcnow(), attempts=AlertDelivery.attempts + 1)
+    reason = _superseded(delivery)
+    values: dict[str, object] = (
+        {"status": SKIPPED, "finished_at": utcnow(), "last_error": reason}
+        if reason
+        else {"status": SENDING, "claimed_at": utcnow(), "attempts": AlertDelivery.attempts + 1}
     )
+    claimed = _rowcount(db.session.execute(update(AlertDelivery).where(claimable).values(values)))
     db.session.commit()
-    return db.session.get(AlertDelivery, delivery_id) if _rowcount(result) else None
+    if not claimed:
+        return None
+    if reason:
+        outcome.skipped += 1
+        return None
+    return db.session.get(AlertDelivery, delivery_id)
+
+
+def _superseded(delivery: AlertDelivery) -> str | None:
+    """Why a late delivery must not go out: a newer alert of the citizen tells the same news."""
+    newer = db.session.scalar(
+        select(AlertDelivery.id)
+        .where(AlertDelivery.citizen_id == delivery.citizen_id, AlertDelivery.day > delivery.day)
+        .limit(1)
+    )
+    if newer is not None:
+        return "superseded by a later day's alert"
+    news_until, expiry_until = db.session.execute(
+        select(Citizen.alerted_news_until, Citizen.alerted_expiry_until).where(
+            Citizen.id == delivery.citizen_id
+        )
+    ).one()
+    if (
+        news_until is not None
+        and expiry_until is not None
+        and news_until >= delivery.cutoff_at
+        and expiry_until >= delivery.expiry_until
+    ):
+        return "its news was already announced"
+    return None
+
+
+def _lock(model: type[Citizen], row_id: int) -> None:
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(select(model.id).where(model.id == row_id).with_for_update())
 
 
 def _send_one(
@@ -263,12 +309,16 @@ def _send_one(
             outcome.failed.append(delivery.id)
             _finish(delivery, FAILED, error=str(exc))
         return
+    # The next alert starts where this one ended, committed with the outcome: a crash cannot
+    # leave a sent alert whose news would be announced again.
+    citizen.alerted_news_until = _later(citizen.alerted_news_until, delivery.cutoff_at)
+    citizen.alerted_expiry_until = _later(citizen.alerted_expiry_until, delivery.expiry_until)
     _finish(delivery, SENT)
-    # The next alert starts where this one ended.
-    citizen.alerted_news_until = delivery.cutoff_at
-    citizen.alerted_expiry_until = delivery.expiry_until
-    db.session.commit()
     outcome.sent += 1
+
+
+def _later(current: datetime | None, candidate: datetime) -> datetime:
+    return candidate if current is None or candidate > current else current
 
 
 def _finish(delivery: AlertDelivery, status: str, *, error: str | None = None) -> None:
@@ -324,7 +374,7 @@ def run_inline(
     for number, (first_id, end_id) in enumerate(ranges, start=1):
         planned = plan_range(run, first_id, end_id, settings)
         for batch in deliveries_to_send(day, first_id, end_id):
-            total.add(send_deliveries(batch, today=day, settings=settings))
+            total.add(send_deliveries(batch, settings=settings))
         if progress:
             progress(
                 f"citizens {first_id}-{end_id - 1} ({number}/{len(ranges)}): {planned} planned, "

@@ -12,8 +12,14 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
 from ebox.accounts.models import Citizen
-from ebox.alerts.models import FAILED, SENT, AlertDelivery
-from ebox.alerts.services import platform_today, run_inline
+from ebox.alerts.models import FAILED, SENT, SKIPPED, AlertDelivery
+from ebox.alerts.services import (
+    citizen_id_ranges,
+    plan_range,
+    platform_today,
+    run_inline,
+    start_run,
+)
 from ebox.db_types import utcnow
 from ebox.extensions import db
 from ebox.senders.models import MessageType
@@ -209,3 +215,21 @@ def delivery_states(citizen: Citizen) -> list[tuple[date, str]]:
         .order_by(AlertDelivery.day)
     ).all()
     return [(day, status) for day, status in rows]
+
+
+def test_a_late_alert_of_an_earlier_day_is_not_sent_after_a_newer_one(
+    app: Flask, smtp_server: Received, pensions: MessageType
+) -> None:
+    ines = person("Ines")
+    create_document(ines, message_type=pensions)
+    # The earlier day was planned, but its sending jobs ran late: after the next day's alert.
+    earlier = start_run(TODAY, utcnow())
+    for first_id, end_id in citizen_id_ranges():
+        plan_range(earlier, first_id, end_id, app.config["EBOX"])
+    run(TODAY + timedelta(days=1))
+    assert len(mails_to(smtp_server, ines)) == 1
+
+    run(TODAY)
+
+    assert len(mails_to(smtp_server, ines)) == 1
+    assert delivery_states(ines) == [(TODAY, SKIPPED), (TODAY + timedelta(days=1), SENT)]
