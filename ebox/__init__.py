@@ -61,6 +61,7 @@ def _import_models() -> None:
     import ebox.alerts.models
     import ebox.applications.models
     import ebox.audit.models
+    import ebox.evidence.models
     import ebox.mailbox.models
     import ebox.profile.models
     import ebox.senders.models  # noqa: F401

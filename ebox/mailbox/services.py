@@ -159,6 +159,14 @@ def publish(publication: Publication, content: BinaryIO | bytes) -> Published:
                 raise
             retry = _same_or_refuse(existing, publication, recipient, sha256)
             return Published(retry, is_new=False)
+    if document.is_registered:
+        # Imported here: evidence builds on the documents this module publishes.
+        from ebox.evidence import services as evidence
+        from ebox.evidence.xml import CONTENT_CONSIGNMENT, SUBMISSION_ACCEPTANCE
+
+        # Accepted, and at once available in the citizen's eBox: both sealed with the row.
+        evidence.record_evidence(document, SUBMISSION_ACCEPTANCE, at=document.published_at)
+        evidence.record_evidence(document, CONTENT_CONSIGNMENT, at=document.published_at)
     log.info("document %s published by sender %s", document.id, publication.sender.id)
     return Published(document, is_new=True)
 
@@ -390,6 +398,11 @@ def confirm_receipt(*, document: Document) -> bool:
         raise ValueError("only registered documents have a receipt to confirm")
     confirmed = mark_read(document=document)
     if confirmed:
+        from ebox.evidence import services as evidence
+        from ebox.evidence.xml import CONTENT_HANDOVER
+
+        # Exactly once, even when two clicks race: the evidence is unique per event.
+        evidence.record_evidence(document, CONTENT_HANDOVER, at=document.read_at)
         log.info("receipt of registered document %s confirmed", document.id)
     return confirmed
 

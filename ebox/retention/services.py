@@ -11,7 +11,8 @@ first; an object that no row names at all (a crash while publishing) is found by
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -19,6 +20,8 @@ from typing import TypeVar
 from sqlalchemy import Select, select, update
 
 from ebox.db_types import utcnow
+from ebox.evidence.services import NOT_RETRIEVED, record_evidence
+from ebox.evidence.xml import CONTENT_HANDOVER_FAILURE
 from ebox.extensions import db
 from ebox.mailbox.models import Document
 from ebox.storage.services import delete_content, list_storage_keys, stored_at
@@ -63,6 +66,7 @@ def purge_expired(
         )
         if not expired:
             break
+        _seal_non_retrieval(expired)
         db.session.execute(
             update(Document)
             .where(Document.id.in_(expired))
@@ -87,6 +91,22 @@ def purge_expired(
             summary.objects_removed,
         )
     return summary
+
+
+def _seal_non_retrieval(document_ids: Sequence[uuid.UUID]) -> None:
+    """Registered documents never opened: the evidence of it is sealed before the content goes,
+    in the same transaction."""
+    unopened = db.session.scalars(
+        select(Document).where(
+            Document.id.in_(document_ids),
+            Document.is_registered.is_(True),
+            Document.read_at.is_(None),
+        )
+    ).all()
+    for document in unopened:
+        record_evidence(
+            document, CONTENT_HANDOVER_FAILURE, at=document.expires_at, reason=NOT_RETRIEVED
+        )
 
 
 def _remove_marked_objects(batch_size: int) -> int:

@@ -1,0 +1,138 @@
+"""Recording evidence: each event of a registered document, sealed and chained, exactly once."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ebox.config import Settings
+from ebox.db_types import utcnow
+from ebox.evidence import xml
+from ebox.evidence.models import Evidence
+from ebox.evidence.seal import Seal, load_seal
+from ebox.extensions import db
+from ebox.mailbox.models import Document
+
+log = logging.getLogger(__name__)
+
+APPLICATION = "eBox RegisteredMail v1"
+NOT_RETRIEVED = "The document was not opened before its expiry; its content was deleted."
+_SEAL = "ebox.evidence.seal"
+
+
+def platform_seal() -> Seal:
+    """The application's seal, loaded (or, embedded default, made) once per application."""
+    seal: Seal | None = current_app.extensions.get(_SEAL)
+    if seal is None:
+        settings = _settings()
+        seal = load_seal(
+            key_path=settings.seal_key,
+            cert_path=settings.seal_cert,
+            root_path=settings.seal_ca_cert,
+            instance_path=settings.instance_path,
+        )
+        current_app.extensions[_SEAL] = seal
+    return seal
+
+
+def record_evidence(
+    document: Document, event: str, *, at: datetime | None = None, reason: str | None = None
+) -> Evidence | None:
+    """Seal event as the next link of the document's chain, in the caller's transaction.
+
+    Returns None when the document already has this event: concurrent openings, a retried job
+    or a rerun purge record it once. Flushes, never commits.
+    """
+    if not document.is_registered:
+        raise ValueError("only registered documents have evidence")
+    _lock(document)
+    if _existing(document, event) is not None:
+        return None
+    previous = db.session.scalars(
+        select(Evidence)
+        .where(Evidence.document_id == document.id)
+        .order_by(Evidence.position.desc())
+    ).first()
+    moment = at or utcnow()
+    settings = _settings()
+    evidence_id = uuid.uuid4()
+    sealed = xml.build_and_seal(
+        xml.EvidenceFacts(
+            evidence_id=str(evidence_id),
+            event=event,
+            event_time=moment,
+            issuer_name="eBox",
+            issuer_url=settings.public_url,
+            sender_enterprise_number=document.sender.enterprise_number,
+            sender_name=document.sender.name,
+            sender_application=APPLICATION,
+            recipient_national_number=document.recipient_national_number,
+            platform_message_id=str(document.id),
+            sender_ticket=document.sender_ticket,
+            sender_sequence=document.sender_sequence,
+            submission_time=document.published_at,
+            document_sha256=document.sha256,
+            previous_evidence_sha256=previous.sha256 if previous else None,
+            reason=reason,
+        ),
+        platform_seal(),
+    )
+    evidence = Evidence(
+        id=evidence_id,
+        document_id=document.id,
+        event=event,
+        position=(previous.position + 1) if previous else 1,
+        event_at=moment,
+        xml=sealed,
+        sha256=xml.digest(sealed),
+        keep_until=moment + timedelta(days=365 * settings.evidence_retention_years + 3),
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(evidence)
+    except IntegrityError:
+        # SQLite, two openings at once: the other one committed the event first.
+        if _existing(document, event) is None:
+            raise
+        return None
+    log.info("evidence %s (%s) of document %s sealed", evidence.id, event, document.id)
+    return evidence
+
+
+def chain_of(document_id: uuid.UUID) -> list[Evidence]:
+    return list(
+        db.session.scalars(
+            select(Evidence).where(Evidence.document_id == document_id).order_by(Evidence.position)
+        )
+    )
+
+
+def evidence_count(document_id: uuid.UUID) -> int:
+    return int(
+        db.session.scalar(
+            select(func.count(Evidence.id)).where(Evidence.document_id == document_id)
+        )
+        or 0
+    )
+
+
+def _existing(document: Document, event: str) -> Evidence | None:
+    return db.session.scalars(
+        select(Evidence).where(Evidence.document_id == document.id, Evidence.event == event)
+    ).first()
+
+
+def _lock(document: Document) -> None:
+    """One chain writer per document (PostgreSQL; SQLite has a single writer anyway)."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(select(Document.id).where(Document.id == document.id).with_for_update())
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.config["EBOX"]
+    return settings

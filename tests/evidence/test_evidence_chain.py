@@ -1,0 +1,120 @@
+"""The evidence of a registered document: sealed when it is accepted and consigned, when the
+citizen opens it (once, however many clicks) and when it expires unopened; kept after the
+content is deleted; each link verified by xmlsec1 and chained to the one before."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from ebox.db_types import utcnow
+from ebox.evidence.models import Evidence
+from ebox.evidence.services import chain_of, platform_seal
+from ebox.evidence.xml import digest
+from ebox.extensions import db
+from ebox.mailbox.models import Document
+from ebox.mailbox.services import confirm_receipt
+from ebox.retention.services import purge_expired
+from tests.factories import create_citizen, create_document, login
+from tests.mailbox.mailbox_helpers import post
+
+
+def events(document: Document) -> list[str]:
+    db.session.expire_all()
+    return [evidence.event for evidence in chain_of(document.id)]
+
+
+def verified_by_xmlsec1(evidence: Evidence, folder: Path) -> bool:
+    (folder / "root.pem").write_bytes(platform_seal().root_pem)
+    (folder / f"{evidence.id}.xml").write_bytes(evidence.xml)
+    result = subprocess.run(
+        ["xmlsec1", "--verify", "--trusted-pem", str(folder / "root.pem"),
+         str(folder / f"{evidence.id}.xml")],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    return result.returncode == 0
+
+
+def test_a_registered_publication_is_accepted_and_consigned_with_sealed_chained_evidence(
+    app: Flask, tmp_path: Path
+) -> None:
+    document = create_document(create_citizen(), is_registered=True)
+    chain = chain_of(document.id)
+    assert [e.event for e in chain] == ["SubmissionAcceptance", "ContentConsignment"]
+    assert [e.position for e in chain] == [1, 2]
+    assert "<ev:PreviousEvidenceDigest Algorithm" in chain[1].xml.decode()
+    assert digest(chain[0].xml).encode() in chain[1].xml
+    assert document.sha256.encode() in chain[0].xml
+    assert all(verified_by_xmlsec1(evidence, tmp_path) for evidence in chain)
+    assert chain_of(create_document(create_citizen()).id) == []  # ordinary mail has none
+
+
+def test_opening_records_the_handover_once(client: FlaskClient, tmp_path: Path) -> None:
+    citizen = create_citizen()
+    document = create_document(citizen, is_registered=True)
+    login(client, citizen)
+    for _ in range(3):
+        post(client, f"/documents/{document.id}/receipt")
+    assert events(document) == ["SubmissionAcceptance", "ContentConsignment", "ContentHandover"]
+    handover = chain_of(document.id)[-1]
+    assert verified_by_xmlsec1(handover, tmp_path)
+    assert digest(chain_of(document.id)[1].xml).encode() in handover.xml
+
+
+@pytest.mark.postgres_only
+def test_two_openings_at_the_same_moment_make_one_handover(app: Flask) -> None:
+    document = create_document(create_citizen(), is_registered=True)
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        with app.app_context():
+            try:
+                mine = db.session.get(Document, document.id)
+                assert mine is not None
+                start.wait()
+                confirm_receipt(document=mine)
+                db.session.commit()
+            except BaseException as exc:  # reported below, not lost in the thread
+                errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert events(document).count("ContentHandover") == 1
+
+
+def test_an_unopened_registered_document_expires_with_non_retrieval_evidence_kept(
+    app: Flask, tmp_path: Path
+) -> None:
+    citizen = create_citizen()
+    unopened = create_document(citizen, is_registered=True)
+    opened = create_document(citizen, is_registered=True)
+    confirm_receipt(document=opened)
+    for document in (unopened, opened):
+        document.expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+
+    purge_expired()
+
+    assert events(unopened) == [
+        "SubmissionAcceptance",
+        "ContentConsignment",
+        "ContentHandoverFailure",
+    ]
+    failure = chain_of(unopened.id)[-1]
+    assert b"not opened before its expiry" in failure.xml
+    assert verified_by_xmlsec1(failure, tmp_path)
+    assert events(opened)[-1] == "ContentHandover"
+    db.session.refresh(unopened)
+    assert unopened.deleted_at is not None and unopened.storage_key is None
+    assert purge_expired().documents == 0 and len(events(unopened)) == 3
