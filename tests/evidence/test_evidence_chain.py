@@ -5,11 +5,9 @@ content is deleted; each link verified by xmlsec1 and chained to the one before.
 from __future__ import annotations
 
 import subprocess
-import threading
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -65,32 +63,6 @@ def test_opening_records_the_handover_once(client: FlaskClient, tmp_path: Path) 
     handover = chain_of(document.id)[-1]
     assert verified_by_xmlsec1(handover, tmp_path)
     assert digest(chain_of(document.id)[1].xml).encode() in handover.xml
-
-
-@pytest.mark.postgres_only
-def test_two_openings_at_the_same_moment_make_one_handover(app: Flask) -> None:
-    document = create_document(create_citizen(), is_registered=True)
-    start = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def open_it() -> None:
-        with app.app_context():
-            try:
-                mine = db.session.get(Document, document.id)
-                assert mine is not None
-                start.wait()
-                confirm_receipt(document=mine)
-                db.session.commit()
-            except BaseException as exc:  # reported below, not lost in the thread
-                errors.append(exc)
-
-    threads = [threading.Thread(target=open_it) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert errors == []
-    assert events(document).count("ContentHandover") == 1
 
 
 def test_an_unopened_registered_document_expires_with_non_retrieval_evidence_kept(
