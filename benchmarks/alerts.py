@@ -38,7 +38,6 @@ import functools
 import logging
 import multiprocessing
 import resource
-import socket
 import sys
 import tempfile
 import time
@@ -58,8 +57,8 @@ from flask_migrate import upgrade
 from redis import Redis
 from rq import Queue
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import make_url
 
+from benchmarks.common import free_port, fresh_database
 from ebox import create_app
 from ebox.alerts import jobs as alert_jobs
 from ebox.alerts import services
@@ -617,24 +616,6 @@ def naive(moment: datetime) -> datetime:
 
 
 @contextlib.contextmanager
-def fresh_database(server_url: str, name: str, *, keep: bool = False) -> Iterator[str]:
-    """A new, empty database on the server, dropped when the block ends (unless keep)."""
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        if keep:
-            print(f"database {name} kept")
-        else:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextlib.contextmanager
 def smtp_sink() -> Iterator[tuple[int, Synchronized[int]]]:
     """An SMTP server on loopback, in a process of its own, that counts the messages it takes."""
     context = multiprocessing.get_context("spawn")
@@ -667,12 +648,6 @@ def serve_smtp(port: int, accepted: Synchronized[int], ready: Event, stop: Event
     ready.set()
     stop.wait()
     controller.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def quiet_logging() -> None:

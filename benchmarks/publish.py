@@ -29,7 +29,6 @@ import importlib
 import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,7 @@ from redis import Redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from benchmarks.common import free_port, fresh_database
 from ebox import create_app
 from ebox.audit.services import OPERATOR
 from ebox.config import Settings
@@ -218,21 +218,6 @@ def main() -> None:
 # --- preparation --------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def fresh_database(server_url: str, name: str) -> Iterator[str]:
-    """A new, empty database on the server, dropped when the block ends."""
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def prepare_data(citizen_count: int) -> tuple[Identity, list[str]]:
     """The sender (with its certificate and message type) and the citizens, committed."""
     identity = make_identity("rsa", name="Benchmark Institution Back Office")
@@ -311,12 +296,6 @@ def forget_replays(redis_url: str) -> None:
 class Server:
     port: int
     pid: int  # gunicorn's master; its workers are its children
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -47,7 +47,6 @@ from benchmarks.alerts import (
     NUMBERED_CITIZENS,
     SENDERS,
     Stages,
-    fresh_database,
     insert_documents,
     make_senders,
     naive,
@@ -56,6 +55,7 @@ from benchmarks.alerts import (
     quiet_logging,
     settle,
 )
+from benchmarks.common import fresh_database
 from ebox import create_app
 from ebox.config import Settings
 from ebox.db_types import utcnow
