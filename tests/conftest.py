@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from ebox import create_app
 from ebox.config import Settings
 from ebox.extensions import db
+from tests.evidence.tsa_server import TimestampAuthority
 
 POSTGRES_SERVER = os.environ.get(
     "EBOX_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -112,3 +113,11 @@ def runner(app: Flask) -> FlaskCliRunner:
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TimestampAuthority]:
+    """A real RFC 3161 timestamp authority (OpenSSL) on loopback, for the session: `.url` to post
+    queries to, `.ca_pem_path` the root to trust, `.cert_pem_path` its signing certificate."""
+    with TimestampAuthority(tmp_path_factory.mktemp("tsa")) as authority:
+        yield authority

@@ -2,14 +2,25 @@
 
 Each evidence is a small XML document in our namespace, its events named as in ETSI EN 319 522
 (SubmissionAcceptance, ContentConsignment, ContentHandover, and ContentHandoverFailure when the
-document expired unopened). An enveloped XML signature (RSA-SHA256, exclusive C14N, the seal
-certificate in KeyInfo) covers the whole document, so any verifier, `xmlsec1 --verify` among
-them, can check it without our code. Each evidence carries the SHA-256 of the one before it for
-the same message: removing or reordering one breaks the chain.
+document expired unopened). Message names the document by its platform id, the sender's ticket
+and sequence, its submission time, optionally its Title and FileName, and the SHA-256 of its
+content. An enveloped XML signature (RSA-SHA256, exclusive C14N, the seal certificate in
+KeyInfo) covers the whole document, so any verifier, `xmlsec1 --verify` among them, can check it
+without our code. Each evidence carries the SHA-256 of the one before it for the same message:
+removing or reordering one breaks the chain.
+
+With a timestamp authority configured, the signature itself is timestamped (RFC 3161): the
+token's message imprint is SHA-256 over the signature value, that is the bytes of the base64-
+decoded ds:SignatureValue text (whitespace ignored). The DER token, base64, sits in
+ds:Signature/ds:Object/ev:SignatureTimeStamp. Inside ds:Signature, the enveloped-signature
+transform leaves it out of what the signature covers, so adding it after signing keeps the
+signature valid; the token is protected by the authority's own signature instead. A verifier
+checks it with `openssl ts -verify -data SIGNATURE_VALUE_BYTES -in TOKEN -token_in -CAfile ...`.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +30,7 @@ from lxml import etree
 from xmlsec import constants
 
 from ebox.evidence.seal import Seal
+from ebox.evidence.timestamp import request_timestamp
 
 NS = "urn:ebox:ns:Evidence:v1"
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -30,6 +42,10 @@ CONTENT_CONSIGNMENT = "ContentConsignment"
 CONTENT_HANDOVER = "ContentHandover"
 CONTENT_HANDOVER_FAILURE = "ContentHandoverFailure"
 EVENTS = (SUBMISSION_ACCEPTANCE, CONTENT_CONSIGNMENT, CONTENT_HANDOVER, CONTENT_HANDOVER_FAILURE)
+NAMESPACES = {"ev": NS, "ds": DS}
+
+# Evidence read back may come from anywhere: no entities, no network.
+_SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 
 
 @dataclass(frozen=True)
@@ -52,10 +68,16 @@ class EvidenceFacts:
     document_sha256: str
     previous_evidence_sha256: str | None
     reason: str | None = None
+    document_title: str | None = None
+    document_file_name: str | None = None
 
 
-def build_and_seal(facts: EvidenceFacts, seal: Seal) -> bytes:
-    """The evidence as signed XML bytes (UTF-8, with an XML declaration)."""
+def build_and_seal(facts: EvidenceFacts, seal: Seal, *, tsa_url: str | None = None) -> bytes:
+    """The evidence as signed XML bytes (UTF-8, with an XML declaration).
+
+    With tsa_url, the signature value is timestamped by that authority; when it fails,
+    TimestampError propagates: no evidence goes out without the timestamp it should carry.
+    """
     if facts.event not in EVENTS:
         raise ValueError(f"unknown evidence event {facts.event!r}")
     root = etree.Element(f"{{{NS}}}Evidence", nsmap={"ev": NS})
@@ -77,13 +99,20 @@ def build_and_seal(facts: EvidenceFacts, seal: Seal) -> bytes:
     if facts.sender_sequence is not None:
         _add(message, "SenderSequence", str(facts.sender_sequence))
     _add(message, "SubmissionTime", _utc(facts.submission_time))
+    if facts.document_title is not None:
+        _add(message, "Title", facts.document_title)
+    if facts.document_file_name is not None:
+        _add(message, "FileName", facts.document_file_name)
     _add(message, "DocumentDigest", facts.document_sha256).set("Algorithm", SHA256_URI)
     if facts.previous_evidence_sha256 is not None:
         previous = _add(root, "PreviousEvidenceDigest", facts.previous_evidence_sha256)
         previous.set("Algorithm", SHA256_URI)
     if facts.reason:
         _add(root, "Reason", facts.reason)
-    _sign(root, seal)
+    signature = _sign(root, seal)
+    if tsa_url is not None:
+        token = request_timestamp(tsa_url, _signature_value(signature))
+        _add_timestamp(signature, token)
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
@@ -92,7 +121,20 @@ def digest(evidence_xml: bytes) -> str:
     return hashlib.sha256(evidence_xml).hexdigest()
 
 
-def _sign(root: etree._Element, seal: Seal) -> None:
+def signature_timestamp(evidence_xml: bytes) -> tuple[bytes, bytes] | None:
+    """The DER timestamp token of an evidence and the signature value bytes it covers, or None
+    when the evidence carries no timestamp. Checking the token is the verifier's job."""
+    root = etree.fromstring(evidence_xml, parser=_SAFE_PARSER)
+    signature = root.find("ds:Signature", NAMESPACES)
+    if signature is None:
+        return None
+    stamp = signature.findtext("ds:Object/ev:SignatureTimeStamp", namespaces=NAMESPACES)
+    if stamp is None:
+        return None
+    return base64.b64decode(stamp), _signature_value(signature)
+
+
+def _sign(root: etree._Element, seal: Seal) -> etree._Element:
     signature = xmlsec.template.create(
         root, constants.TransformExclC14N, constants.TransformRsaSha256, ns="ds"
     )
@@ -107,6 +149,17 @@ def _sign(root: etree._Element, seal: Seal) -> None:
     key.load_cert_from_memory(seal.cert_pem, constants.KeyDataFormatCertPem)
     context.key = key
     context.sign(signature)
+    return signature
+
+
+def _signature_value(signature: etree._Element) -> bytes:
+    """What the signature timestamp covers: the raw signature value (xmlsec wraps its base64)."""
+    return base64.b64decode(signature.findtext("ds:SignatureValue", "", NAMESPACES))
+
+
+def _add_timestamp(signature: etree._Element, token: bytes) -> None:
+    holder = etree.SubElement(signature, f"{{{DS}}}Object")
+    etree.SubElement(holder, f"{{{NS}}}SignatureTimeStamp").text = base64.b64encode(token).decode()
 
 
 def _add(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import subprocess
 import uuid
 from datetime import UTC, datetime
@@ -11,7 +13,16 @@ import pytest
 from lxml import etree
 
 from ebox.evidence.seal import Seal, demo_seal
-from ebox.evidence.xml import NS, EvidenceFacts, build_and_seal, digest
+from ebox.evidence.timestamp import TimestampError
+from ebox.evidence.xml import (
+    NAMESPACES,
+    NS,
+    EvidenceFacts,
+    build_and_seal,
+    digest,
+    signature_timestamp,
+)
+from tests.evidence.tsa_server import TimestampAuthority, openssl_ts_verify, unreachable_url
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +116,73 @@ def test_an_evidence_is_not_trusted_under_another_root(
     stranger = demo_seal(tmp_path_factory.mktemp("stranger"))
     result = xmlsec1_verify(build_and_seal(facts(), seal), stranger.root_pem, tmp_path)
     assert result.returncode != 0
+
+
+def test_title_and_file_name_are_stated_when_known(seal: Seal) -> None:
+    known = dataclasses.replace(
+        facts(), document_title="Pension décision 2027", document_file_name="decision.pdf"
+    )
+    message = etree.fromstring(build_and_seal(known, seal)).find("ev:Message", NAMESPACES)
+    assert message is not None
+    assert message.findtext("ev:Title", namespaces=NAMESPACES) == "Pension décision 2027"
+    assert message.findtext("ev:FileName", namespaces=NAMESPACES) == "decision.pdf"
+    names = [etree.QName(child).localname for child in message]
+    assert names.index("SubmissionTime") < names.index("Title") < names.index("FileName")
+    assert names.index("FileName") < names.index("DocumentDigest")
+
+
+def test_title_and_file_name_are_absent_when_unknown(seal: Seal) -> None:
+    message = etree.fromstring(build_and_seal(facts(), seal)).find("ev:Message", NAMESPACES)
+    assert message is not None
+    assert message.find("ev:Title", NAMESPACES) is None
+    assert message.find("ev:FileName", NAMESPACES) is None
+
+
+def test_a_timestamped_evidence_still_verifies_with_xmlsec1(
+    seal: Seal, tsa: TimestampAuthority, tmp_path: Path
+) -> None:
+    xml = build_and_seal(facts(), seal, tsa_url=tsa.url)
+    stamp = etree.fromstring(xml).find("ds:Signature/ds:Object/ev:SignatureTimeStamp", NAMESPACES)
+    assert stamp is not None and stamp.text
+    result = xmlsec1_verify(xml, seal.root_pem, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_timestamp_covers_the_signature_value(
+    seal: Seal, tsa: TimestampAuthority, tmp_path: Path
+) -> None:
+    xml = build_and_seal(facts(), seal, tsa_url=tsa.url)
+    found = signature_timestamp(xml)
+    assert found is not None
+    token, signature_value = found
+    written = etree.fromstring(xml).findtext("ds:Signature/ds:SignatureValue", "", NAMESPACES)
+    assert signature_value == base64.b64decode(written)
+    result = openssl_ts_verify(tsa, signature_value, token, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Verification: OK" in result.stdout
+
+
+def test_the_timestamp_does_not_cover_another_signature_value(
+    seal: Seal, tsa: TimestampAuthority, tmp_path: Path
+) -> None:
+    root = etree.fromstring(build_and_seal(facts(), seal, tsa_url=tsa.url))
+    value = root.find("ds:Signature/ds:SignatureValue", NAMESPACES)
+    assert value is not None and value.text
+    original = base64.b64decode(value.text)
+    value.text = base64.b64encode(original[:-1] + bytes([original[-1] ^ 1])).decode()
+    found = signature_timestamp(etree.tostring(root))
+    assert found is not None
+    token, changed = found
+    assert changed != original
+    result = openssl_ts_verify(tsa, changed, token, tmp_path)
+    assert result.returncode != 0
+    assert "imprint mismatch" in result.stderr
+
+
+def test_an_evidence_without_timestamp_has_none(seal: Seal) -> None:
+    assert signature_timestamp(build_and_seal(facts(), seal)) is None
+
+
+def test_no_evidence_without_the_promised_timestamp(seal: Seal) -> None:
+    with pytest.raises(TimestampError, match="unreachable"):
+        build_and_seal(facts(), seal, tsa_url=unreachable_url())
