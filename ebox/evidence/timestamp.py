@@ -14,8 +14,10 @@ imprint, which must be checked here anyway. A synchronous request keeps every ch
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
+import ssl
 import urllib.error
 import urllib.request
 from datetime import datetime
@@ -35,9 +37,15 @@ class TimestampError(Exception):
 
 def request_timestamp(url: str, data: bytes, *, timeout: float = 10) -> bytes:
     """The DER TimeStampToken (a CMS ContentInfo) the authority at url gives for SHA-256(data)."""
+    return timestamp_digest(url, hashlib.sha256(data).digest(), timeout=timeout)
+
+
+def timestamp_digest(url: str, imprint: bytes, *, timeout: float = 10) -> bytes:
+    """The DER TimeStampToken over a SHA-256 digest already computed (a PDF signature's)."""
     if urlsplit(url).scheme not in ("http", "https"):
         raise TimestampError(f"timestamp authority URL must be http(s): {url!r}")
-    imprint = hashlib.sha256(data).digest()
+    if len(imprint) != hashlib.sha256().digest_size:
+        raise ValueError("the imprint must be a SHA-256 digest")
     nonce = secrets.randbits(64)
     body = _post(url, _query(imprint, nonce).dump(), timeout)
     return _checked_token(url, body, imprint, nonce)
@@ -80,7 +88,9 @@ def _post(url: str, query: bytes, timeout: float) -> bytes:
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(  # noqa: S310
+            request, timeout=timeout, context=_tls_context()
+        ) as response:
             body: bytes = response.read(MAX_REPLY_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raise TimestampError(
@@ -93,6 +103,12 @@ def _post(url: str, query: bytes, timeout: float) -> bytes:
     if len(body) > MAX_REPLY_BYTES:
         raise TimestampError(f"timestamp authority {url} sent an oversized reply")
     return body
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Built once: loading the system's trusted certificates is the slow part of a request."""
+    return ssl.create_default_context()
 
 
 def _checked_token(url: str, body: bytes, imprint: bytes, nonce: int) -> bytes:
