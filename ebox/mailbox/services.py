@@ -15,8 +15,9 @@ from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ebox import national_number
 from ebox.accounts.models import Citizen
@@ -379,11 +380,24 @@ def record_access(
 
 
 def mark_read(*, document: Document) -> bool:
-    """Set read_at the first time only: it records when the citizen first opened the document."""
+    """Set read_at the first time only: it records when the citizen first opened the document.
+
+    One conditional UPDATE, so that of two openings at the same moment exactly one is first
+    (the other waits for its row lock, then finds read_at set) and the first time is kept.
+    """
     if document.read_at is not None:
         return False
-    document.read_at = utcnow()
-    db.session.flush()
+    now = utcnow()
+    result = db.session.execute(
+        update(Document)
+        .where(Document.id == document.id, Document.read_at.is_(None))
+        .values(read_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.refresh(document, ["read_at"])
+        return False
+    set_committed_value(document, "read_at", now)
     return True
 
 
