@@ -23,10 +23,17 @@ log = logging.getLogger(__name__)
 QUEUE = "default"
 
 
-def queue() -> Queue:
-    """The jobs queue: on the running job's Redis inside a job, else on the configured one."""
+def queue(*, fail_fast: bool = False) -> Queue:
+    """The jobs queue: on the running job's Redis inside a job, else on the configured one.
+
+    fail_fast: no retries, for an enqueue that something else makes up for if Redis is down.
+    """
     job = get_current_job()
-    connection = job.connection if job is not None else connect(current_app.config["EBOX"])
+    connection = (
+        job.connection
+        if job is not None
+        else connect(current_app.config["EBOX"], fail_fast=fail_fast)
+    )
     return Queue(QUEUE, connection=connection)
 
 

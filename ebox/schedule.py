@@ -69,6 +69,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         ),
         Periodic("orphans", "ebox.retention.jobs.remove_orphan_objects", daily_at(3, 30)),
         Periodic("saml-assertions", "ebox.accounts.jobs.forget_expired_assertions", every(60)),
+        Periodic("missing-proofs", "ebox.evidence.jobs.make_missing_proofs", every(10)),
     ]
 
 

@@ -1,4 +1,5 @@
-"""A zeep client for the eBox EboxMessage v1 service, signing as the service requires.
+"""A zeep client for the eBox services (EboxMessage v1, RegisteredMail v1), signing as they
+require.
 
 Every request carries a wsse:Security header with the back office's X.509 certificate as a
 BinarySecurityToken, a wsu:Timestamp and an RSA-SHA256 (or ECDSA-SHA256) signature, with
@@ -16,12 +17,16 @@ Usage:
                          pdf=Path("letter.pdf").read_bytes(), file_name="letter.pdf",
                          ticket="TAX-2026-000123")
     print(result.EboxMessageId)
+
+Registered mail: the same with a client made from /soap/RegisteredMail/v1?wsdl, calling
+send_registered_pdf() and later save_proof_of_delivery().
 """
 
 from __future__ import annotations
 
 import hashlib
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -120,8 +125,22 @@ def document(pdf: bytes, file_name: str, algorithm: str = "SHA-256") -> dict[str
     }
 
 
-def publish_pdf(
-    client: zeep.Client,
+def publish_pdf(client: zeep.Client, **message: Any) -> Any:
+    """Call publishEboxMessage; the answer has EboxMessageId, ExpirationDate, CitizenActivated.
+
+    The arguments are those of message_fields(). Calling it again with the same ticket and
+    sequence and the same message is safe: the answer names the message already published.
+    """
+    return client.service.publishEboxMessage(**message_fields(**message))
+
+
+def send_registered_pdf(client: zeep.Client, **message: Any) -> Any:
+    """Call sendRegisteredDocument of the RegisteredMail v1 service (a client made from its
+    WSDL): publishEboxMessage's answer plus the sealed SubmissionAcceptance evidence."""
+    return client.service.sendRegisteredDocument(**message_fields(**message))
+
+
+def message_fields(
     *,
     recipient: str,
     message_type: str,
@@ -133,25 +152,37 @@ def publish_pdf(
     language: str = "nl",
     body_text: str | None = None,
     expiration_date: date | None = None,
-) -> Any:
-    """Call publishEboxMessage; the answer has EboxMessageId, ExpirationDate, CitizenActivated.
-
-    Calling it again with the same ticket and sequence and the same message is safe: the
-    answer names the message already published.
-    """
+) -> dict[str, Any]:
+    """The fields of a publication, shared by both services."""
     message_id: dict[str, Any] = {"Ticket": ticket}
     if sequence is not None:
         message_id["Sequence"] = sequence
-    return client.service.publishEboxMessage(
-        MessageID=message_id,
-        Recipient=recipient,
-        MessageType=message_type,
-        Language=language,
-        Title=title,
-        BodyText=body_text,
-        Document=document(pdf, file_name),
-        ExpirationDate=expiration_date,
-    )
+    return {
+        "MessageID": message_id,
+        "Recipient": recipient,
+        "MessageType": message_type,
+        "Language": language,
+        "Title": title,
+        "BodyText": body_text,
+        "Document": document(pdf, file_name),
+        "ExpirationDate": expiration_date,
+    }
+
+
+def save_proof_of_delivery(client: zeep.Client, message_id: str, folder: Path) -> list[Path]:
+    """Fetch the latest proof of a registered message and keep it: the signed PDF and every
+    sealed evidence XML, byte for byte as eBox sealed them (verify them with
+    `flask --app app ebox evidence verify FILE`, xmlsec1 or any PDF reader)."""
+    answer = client.service.getProofOfDelivery(EboxMessageId=message_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    pdf = folder / f"proof-{message_id}-v{answer.ProofVersion}.pdf"
+    pdf.write_bytes(answer.Pdf)
+    saved = [pdf]
+    for position, evidence in enumerate(answer.Evidence, start=1):
+        path = folder / f"evidence-{message_id}-{position:02d}-{evidence.Type}.xml"
+        path.write_bytes(evidence.Xml)
+        saved.append(path)
+    return saved
 
 
 def fault_code(fault: zeep.exceptions.Fault) -> str | None:

@@ -34,6 +34,9 @@ class Evidence(Model):
     xml: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64))
     keep_until: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # When the row was written (event_at may lie in the past: an expiry sealed late). The proof
+    # sweep looks at recent rows only.
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class DeliveryProof(Model):

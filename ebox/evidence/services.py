@@ -1,4 +1,10 @@
-"""Recording evidence: each event of a registered document, sealed and chained, exactly once."""
+"""Recording evidence: each event of a registered document, sealed and chained, exactly once;
+and the PDF proofs of delivery made of it.
+
+A new evidence asks the worker, once its transaction has committed, for a new proof
+(ebox.evidence.jobs.make_proof). Should that request be lost (Redis down at that moment), the
+periodic sweep finds documents whose latest proof covers fewer events than their chain.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,15 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
-from flask import current_app
+from flask import current_app, g
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from ebox import transactions
 from ebox.config import Settings
 from ebox.db_types import utcnow
 from ebox.evidence import xml
-from ebox.evidence.models import Evidence
+from ebox.evidence.models import DeliveryProof, Evidence
 from ebox.evidence.seal import Seal, load_seal
 from ebox.extensions import db
 from ebox.mailbox.models import Document
@@ -79,8 +86,13 @@ def record_evidence(
             document_sha256=document.sha256,
             previous_evidence_sha256=previous.sha256 if previous else None,
             reason=reason,
+            # What the proof of delivery names; kept here because the purge erases it from
+            # the document while the evidence is kept for years.
+            document_title=document.title,
+            document_file_name=document.file_name,
         ),
         platform_seal(),
+        tsa_url=settings.tsa_url or None,
     )
     evidence = Evidence(
         id=evidence_id,
@@ -101,6 +113,7 @@ def record_evidence(
             raise
         return None
     log.info("evidence %s (%s) of document %s sealed", evidence.id, event, document.id)
+    _request_proof_after_commit(document.id)
     return evidence
 
 
@@ -119,6 +132,62 @@ def evidence_count(document_id: uuid.UUID) -> int:
         )
         or 0
     )
+
+
+def latest_proof(document_id: uuid.UUID) -> DeliveryProof | None:
+    return db.session.scalars(
+        select(DeliveryProof)
+        .where(DeliveryProof.document_id == document_id)
+        .order_by(DeliveryProof.version.desc())
+        .limit(1)
+    ).first()
+
+
+def latest_proof_versions(document_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """The latest proof version of each document that has one."""
+    if not document_ids:
+        return {}
+    rows = db.session.execute(
+        select(DeliveryProof.document_id, func.max(DeliveryProof.version))
+        .where(DeliveryProof.document_id.in_(document_ids))
+        .group_by(DeliveryProof.document_id)
+    )
+    return {document_id: int(version) for document_id, version in rows}
+
+
+def documents_missing_a_proof(since: datetime, limit: int) -> list[uuid.UUID]:
+    """Documents with evidence recorded since `since` whose latest proof does not cover it."""
+    events = (
+        select(func.count(Evidence.id)).where(Evidence.document_id == Document.id).scalar_subquery()
+    )
+    covered = (
+        select(func.coalesce(func.max(DeliveryProof.evidence_count), 0))
+        .where(DeliveryProof.document_id == Document.id)
+        .scalar_subquery()
+    )
+    recent = select(Evidence.document_id).where(Evidence.recorded_at >= since)
+    return list(
+        db.session.scalars(
+            select(Document.id).where(Document.id.in_(recent), events > covered).limit(limit)
+        )
+    )
+
+
+def _request_proof_after_commit(document_id: uuid.UUID) -> None:
+    """Once per document and transaction: ask the worker for a new proof after the commit."""
+    pending: set[uuid.UUID] = g.setdefault("_proofs_to_request", set())
+    if document_id in pending:
+        return
+    pending.add(document_id)
+
+    def request() -> None:
+        pending.discard(document_id)
+        from ebox.evidence.jobs import request_proof
+
+        request_proof(document_id)
+
+    transactions.after_commit(request)
+    transactions.after_rollback(lambda: pending.discard(document_id))
 
 
 def _existing(document: Document, event: str) -> Evidence | None:

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from sqlalchemy import Select, select, update
 
+from ebox import transactions
 from ebox.db_types import utcnow
 from ebox.evidence.services import NOT_RETRIEVED, record_evidence
 from ebox.evidence.xml import CONTENT_HANDOVER_FAILURE
@@ -79,7 +80,8 @@ def purge_expired(
                 content_key_id=None,
             )
         )
-        db.session.commit()
+        # Through ebox.transactions: the sealed non-retrieval evidence asks for its proof then.
+        transactions.commit()
         summary.documents += len(expired)
         summary.objects_removed += _remove_marked_objects(batch_size)
         if progress:

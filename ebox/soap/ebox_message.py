@@ -3,6 +3,10 @@
 Each operation gets the payload element (already checked against the XSD) and the sender the
 signature proved, and returns the response element. Refusals raise SoapFault. The publication
 rules themselves live in ebox.mailbox.services, shared with every other way of publishing.
+
+RegisteredMail v1 (ebox.soap.registered_mail) takes the same publication fields and the same
+message queries in its own namespace: the readers here take names in the namespace of the
+element they read, so both services share them.
 """
 
 from __future__ import annotations
@@ -22,13 +26,15 @@ from sqlalchemy import or_, select, text
 from ebox import national_number
 from ebox.config import Settings
 from ebox.db_types import utcnow
+from ebox.evidence.timestamp import TimestampError
 from ebox.extensions import db
 from ebox.mailbox import services as mailbox
 from ebox.mailbox.models import Document
 from ebox.senders.models import MessageType, Sender
 from ebox.soap import faults
-from ebox.soap.envelope import ebox, element
+from ebox.soap.envelope import EBOX_NS, ebox, element
 from ebox.soap.faults import SoapFault
+from ebox.soap.service import Operation, Service
 
 log = logging.getLogger(__name__)
 
@@ -39,23 +45,19 @@ MAX_STATUS_QUERIES = 250
 _REFUSAL_TO_FAULT = {mailbox.INVALID_FIELD: faults.SCHEMA_INVALID}
 
 
-@dataclass(frozen=True)
-class Operation:
-    name: str
-    run: Callable[[etree._Element, Sender | None], etree._Element]
-    # (repeated child, most accepted): counted before validation, to answer TOO_MANY_IDS.
-    limit: tuple[str, int] | None = None
-    # May be called without a signature (it reveals nothing).
-    allows_anonymous: bool = False
-
-
 def _settings() -> Settings:
     settings: Settings = current_app.config["EBOX"]
     return settings
 
 
+def _find(parent: etree._Element, *path: str) -> etree._Element | None:
+    """A descendant by its local names, in the namespace of parent."""
+    namespace = etree.QName(parent).namespace
+    return parent.find("/".join(f"{{{namespace}}}{name}" for name in path))
+
+
 def _text(parent: etree._Element, *path: str) -> str | None:
-    node = parent.find("/".join(ebox(name) for name in path))
+    node = _find(parent, *path)
     return None if node is None else (node.text or "")
 
 
@@ -65,7 +67,8 @@ def _required(parent: etree._Element, *path: str) -> str:
     return value
 
 
-def _message_id(parent: etree._Element) -> tuple[str, int | None]:
+def _message_id(parent: etree._Element | None) -> tuple[str, int | None]:
+    assert parent is not None  # the schema requires it
     sequence = _text(parent, "Sequence")
     return _required(parent, "Ticket"), None if sequence is None else int(sequence)
 
@@ -91,26 +94,43 @@ def publish_ebox_message(request: etree._Element, sender: Sender | None) -> etre
             faults.REGISTERED_MAIL_NOT_HERE,
             "Registered mail is not accepted by publishEboxMessage: it has a service of its own.",
         )
-    try:
-        published = mailbox.publish(_publication(request, sender), _content(request))
-    except mailbox.PublicationRefused as refusal:
-        code = _REFUSAL_TO_FAULT.get(refusal.code, refusal.code)
-        raise SoapFault(code, refusal.message) from None
-    document = published.document
-    _audit_publication(sender, document, is_new=published.is_new)
+    document = publish(request, sender, is_registered=False)
     return element(
         "publishEboxMessageResponse",
         None,
         element("EboxMessageId", document.id),
         element("ExpirationDate", mailbox.expiration_day(document.expires_at).isoformat()),
-        element("CitizenActivated", _is_activated(document.recipient_national_number)),
+        element("CitizenActivated", is_activated(document.recipient_national_number)),
     )
 
 
-def _publication(request: etree._Element, sender: Sender) -> mailbox.Publication:
-    ticket, sequence = _message_id(request.find(ebox("MessageID")))
+def publish(request: etree._Element, sender: Sender, *, is_registered: bool) -> Document:
+    """Publish what a validated publication request describes, audited; refusals as Faults."""
+    try:
+        published = mailbox.publish(
+            _publication(request, sender, is_registered=is_registered), _content(request)
+        )
+    except mailbox.PublicationRefused as refusal:
+        code = _REFUSAL_TO_FAULT.get(refusal.code, refusal.code)
+        raise SoapFault(code, refusal.message) from None
+    except TimestampError as error:
+        # Registered mail's evidence is timestamped before anything is committed.
+        log.error("publication refused: the timestamp authority failed: %s", error)
+        raise SoapFault(
+            faults.SERVICE_UNAVAILABLE,
+            "The timestamp authority that registered mail's evidence needs did not answer; "
+            "nothing was published. Try again later.",
+        ) from None
+    _audit_publication(sender, published.document, is_new=published.is_new)
+    return published.document
+
+
+def _publication(
+    request: etree._Element, sender: Sender, *, is_registered: bool
+) -> mailbox.Publication:
+    ticket, sequence = _message_id(_find(request, "MessageID"))
     expiration = _text(request, "ExpirationDate")
-    digest = request.find(f"{ebox('Document')}/{ebox('Digest')}")
+    digest = _find(request, "Document", "Digest")
     assert digest is not None  # the schema requires it
     return mailbox.Publication(
         sender=sender,
@@ -125,6 +145,7 @@ def _publication(request: etree._Element, sender: Sender) -> mailbox.Publication
         media_type=_required(request, "Document", "MediaType"),
         expires_at=None if expiration is None else mailbox.end_of_day(_xsd_date(expiration)),
         digest=mailbox.Digest(str(digest.get("Algorithm")), _base64(digest.text)),
+        is_registered=is_registered,
     )
 
 
@@ -151,7 +172,7 @@ def _content(request: etree._Element) -> bytes:
     return _base64(_text(request, "Document", "Content"))
 
 
-def _is_activated(number: str) -> bool:
+def is_activated(number: str) -> bool:
     citizen = mailbox.recipient_status([number]).get(number)
     return citizen is not None and citizen.is_activated
 
@@ -170,6 +191,7 @@ def _audit_publication(sender: Sender, document: Document, *, is_new: bool) -> N
             "message_type_id": document.message_type_id,
             "recipient": national_number.mask(document.recipient_national_number),
             "size_bytes": document.size_bytes,
+            "registered": document.is_registered,
             "repeated": not is_new,
         },
     )
@@ -213,7 +235,7 @@ def _check_count(count: int, most: int, what: str) -> None:
 
 
 @dataclass(frozen=True)
-class _Query:
+class Query:
     node: etree._Element
     document_id: uuid.UUID | None
     ticket: str | None
@@ -222,25 +244,32 @@ class _Query:
 
 def get_message_status(request: etree._Element, sender: Sender | None) -> etree._Element:
     assert sender is not None
-    queries = [_query(node) for node in request.iterfind(ebox("Query"))]
-    _check_count(len(queries), MAX_STATUS_QUERIES, "messages")
-    documents = _own_documents(sender, queries)
+    queries = queries_of(request)
+    documents = own_documents(sender, queries)
     now = utcnow()
     answer = element("getMessageStatusResponse")
     for query in queries:
-        answer.append(_status(query, _match(query, documents), now))
+        answer.append(_status(query, match(query, documents), now))
     return answer
 
 
-def _query(node: etree._Element) -> _Query:
+def queries_of(request: etree._Element) -> list[Query]:
+    """The Query children of a status request, by platform id or by the sender's MessageID."""
+    namespace = etree.QName(request).namespace
+    queries = [_query(node) for node in request.iterfind(f"{{{namespace}}}Query")]
+    _check_count(len(queries), MAX_STATUS_QUERIES, "messages")
+    return queries
+
+
+def _query(node: etree._Element) -> Query:
     document_id = _text(node, "EboxMessageId")
     if document_id is not None:
-        return _Query(node, uuid.UUID(document_id), None, None)
-    ticket, sequence = _message_id(node.find(ebox("MessageID")))
-    return _Query(node, None, ticket, sequence)
+        return Query(node, uuid.UUID(document_id), None, None)
+    ticket, sequence = _message_id(_find(node, "MessageID"))
+    return Query(node, None, ticket, sequence)
 
 
-def _own_documents(sender: Sender, queries: list[_Query]) -> list[Document]:
+def own_documents(sender: Sender, queries: list[Query]) -> list[Document]:
     """Only this sender's documents: another's id is answered exactly like a missing one."""
     ids = [q.document_id for q in queries if q.document_id is not None]
     tickets = [q.ticket for q in queries if q.ticket is not None]
@@ -253,7 +282,7 @@ def _own_documents(sender: Sender, queries: list[_Query]) -> list[Document]:
     return list(db.session.scalars(statement))
 
 
-def _match(query: _Query, documents: list[Document]) -> Document | None:
+def match(query: Query, documents: list[Document]) -> Document | None:
     for document in documents:
         if query.document_id is not None:
             if document.id == query.document_id:
@@ -263,8 +292,8 @@ def _match(query: _Query, documents: list[Document]) -> Document | None:
     return None
 
 
-def _status(query: _Query, document: Document | None, now: datetime) -> etree._Element:
-    node = element("MessageStatus", None, _copy_query(query.node))
+def _status(query: Query, document: Document | None, now: datetime) -> etree._Element:
+    node = element("MessageStatus", None, copy_query(query.node))
     node.append(element("Found", document is not None))
     if document is None:
         return node
@@ -284,8 +313,9 @@ def _status(query: _Query, document: Document | None, now: datetime) -> etree._E
     return node
 
 
-def _copy_query(query: etree._Element) -> etree._Element:
-    copy = element("Query")
+def copy_query(query: etree._Element) -> etree._Element:
+    """The query as asked, in the answer's namespace: the sender matches answers to questions."""
+    copy = etree.Element(query.tag, nsmap=query.nsmap)
     for child in query:
         if isinstance(child.tag, str):
             copy.append(etree.fromstring(etree.tostring(child)))
@@ -341,7 +371,9 @@ def _check_redis() -> None:
 
 
 OPERATIONS = {
-    ebox("publishEboxMessageRequest"): Operation("publishEboxMessage", publish_ebox_message),
+    ebox("publishEboxMessageRequest"): Operation(
+        "publishEboxMessage", publish_ebox_message, publishes=True
+    ),
     ebox("hasAnEboxRequest"): Operation(
         "hasAnEbox", has_an_ebox, limit=("NationalNumber", MAX_NATIONAL_NUMBERS)
     ),
@@ -350,3 +382,12 @@ OPERATIONS = {
     ),
     ebox("healthCheckRequest"): Operation("healthCheck", health_check, allows_anonymous=True),
 }
+
+SERVICE = Service(
+    name="EboxMessage",
+    version="v1",
+    namespace=EBOX_NS,
+    wsdl_file="EboxMessage-v1.wsdl",
+    xsd_files=("EboxMessage-v1.xsd",),
+    operations=OPERATIONS,
+)

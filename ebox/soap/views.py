@@ -1,9 +1,10 @@
-"""The SOAP endpoints and their WSDL.
+"""The SOAP endpoints and their WSDL, one pair per service (ebox.soap.service).
 
-POST /soap/EboxMessage/v1 runs one request through the same steps, each of which may end it
+POST /soap/<Service>/v1 runs one request through the same steps, each of which may end it
 with a Fault: read at most soap_max_request_bytes, parse (ebox.soap.xml), authenticate the
 signature (ebox.soap.wssecurity; healthCheck alone may come unsigned), find the operation by
-the request element's name, validate that element against the XSD, run the operation, commit.
+the request element's name, validate that element against the service's XSD, run the
+operation, commit.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from ebox.db_types import utcnow
 from ebox.extensions import csrf
 from ebox.redis_connection import connect
 from ebox.senders.models import Sender
+from ebox.soap import ebox_message, faults, registered_mail
 from ebox.soap import envelope as soap_envelope
-from ebox.soap import faults
-from ebox.soap.ebox_message import OPERATIONS, Operation
 from ebox.soap.faults import SoapFault
+from ebox.soap.service import Operation, Service
 from ebox.soap.xml import SOAP11_NS, parse_envelope
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ bp = Blueprint("soap", __name__, url_prefix="/soap")
 # Institutions' back offices post XML, not forms: the signature is what authenticates them.
 csrf.exempt(bp)
 
-EBOX_MESSAGE_PATH = "/EboxMessage/v1"
+SERVICES = (ebox_message.SERVICE, registered_mail.SERVICE)
 _WSSE_SECURITY = (
     "{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd}Security"
 )
@@ -64,25 +65,21 @@ def _settings() -> Settings:
     return settings
 
 
-@bp.get(EBOX_MESSAGE_PATH)
-def ebox_message_contract() -> Response:
+def contract(service: Service) -> Response:
     """?wsdl: the WSDL; ?xsd=NAME: a schema it imports. Both name the public address."""
-    endpoint = _settings().public_url.rstrip("/") + bp.url_prefix + EBOX_MESSAGE_PATH  # type: ignore[operator]
+    endpoint = _settings().public_url.rstrip("/") + bp.url_prefix + service.path  # type: ignore[operator]
     if "wsdl" in request.args or "WSDL" in request.args:
-        return Response(
-            soap_envelope.served_wsdl(endpoint), content_type=soap_envelope.CONTENT_TYPE
-        )
-    schema = soap_envelope.served_xsd(request.args.get("xsd", ""))
+        return Response(service.served_wsdl(endpoint), content_type=soap_envelope.CONTENT_TYPE)
+    schema = service.served_xsd(request.args.get("xsd", ""), endpoint)
     if schema is None:
         abort(404)
     return Response(schema, content_type=soap_envelope.CONTENT_TYPE)
 
 
-@bp.post(EBOX_MESSAGE_PATH)
-def ebox_message() -> Response:
+def endpoint(service: Service) -> Response:
     call = _Call()
     try:
-        result = _handle(call)
+        result = _handle(service, call)
         transactions.commit()
         return soap_envelope.response(result)
     except SoapFault as fault:
@@ -91,22 +88,39 @@ def ebox_message() -> Response:
         return soap_envelope.fault_response(fault)
     except Exception:
         transactions.rollback()
-        log.exception("EboxMessage request failed unexpectedly")
+        log.exception("%s request failed unexpectedly", service.name)
         return soap_envelope.fault_response(
             SoapFault(faults.INTERNAL_ERROR, "An internal error occurred; try again later.")
         )
 
 
-def _handle(call: _Call) -> etree._Element:
+for _service in SERVICES:
+    bp.add_url_rule(
+        _service.path,
+        f"{_service.name}_contract",
+        contract,
+        methods=["GET"],
+        defaults={"service": _service},
+    )
+    bp.add_url_rule(
+        _service.path,
+        _service.name,
+        endpoint,
+        methods=["POST"],
+        defaults={"service": _service},
+    )
+
+
+def _handle(service: Service, call: _Call) -> etree._Element:
     settings = _settings()
     envelope = parse_envelope(
         _read_body(settings.soap_max_request_bytes), max_bytes=settings.soap_max_request_bytes
     )
-    body, sender = _authenticate(envelope)
+    body, sender = _authenticate(service, envelope)
     call.sender_id = sender.id if sender is not None else None
     payload = _payload(body)
     call.payload = payload
-    operation = OPERATIONS.get(str(payload.tag))
+    operation = service.operations.get(str(payload.tag))
     if operation is None:
         raise SoapFault(
             faults.UNKNOWN_OPERATION,
@@ -114,7 +128,7 @@ def _handle(call: _Call) -> etree._Element:
         )
     call.operation = operation
     _check_limit(operation, payload)
-    _validate(payload)
+    _validate(service, payload)
     return operation.run(payload, sender)
 
 
@@ -135,12 +149,14 @@ def _read_body(limit: int) -> bytes:
     return data
 
 
-def _authenticate(envelope: etree._Element) -> tuple[etree._Element, Sender | None]:
+def _authenticate(
+    service: Service, envelope: etree._Element
+) -> tuple[etree._Element, Sender | None]:
     """The Body to process and who signed it; None for an unsigned anonymous operation."""
     if not _has_security_header(envelope):
         body = envelope.find(f"{{{SOAP11_NS}}}Body")
         assert body is not None  # parse_envelope checked the shape
-        operation = OPERATIONS.get(str(_payload(body).tag))
+        operation = service.operations.get(str(_payload(body).tag))
         if operation is not None and operation.allows_anonymous:
             return body, None
     from ebox.soap.wssecurity import ReplayGuard, authenticate
@@ -167,15 +183,16 @@ def _check_limit(operation: Operation, payload: etree._Element) -> None:
     if operation.limit is None:
         return
     name, most = operation.limit
-    count = sum(1 for _ in payload.iterfind(soap_envelope.ebox(name)))
+    namespace = etree.QName(payload).namespace
+    count = sum(1 for _ in payload.iterfind(f"{{{namespace}}}{name}"))
     if count > most:
         raise SoapFault(
             faults.TOO_MANY_IDS, f"At most {most} {name} elements per request ({count} given)."
         )
 
 
-def _validate(payload: etree._Element) -> None:
-    schema = soap_envelope.schema()
+def _validate(service: Service, payload: etree._Element) -> None:
+    schema = service.schema()
     if schema.validate(payload):
         return
     error = schema.error_log.last_error
@@ -191,7 +208,7 @@ def _audit_refusal(call: _Call, fault: SoapFault) -> None:
         return
     from ebox.audit.services import Actor, record_event
 
-    is_publication = call.operation is None or call.operation.name == "publishEboxMessage"
+    is_publication = call.operation is None or call.operation.publishes
     details: dict[str, object] = {
         "code": fault.code,
         "operation": call.operation.name if call.operation else None,
@@ -213,8 +230,7 @@ def _audit_refusal(call: _Call, fault: SoapFault) -> None:
 
 
 def _message_id_of(payload: etree._Element) -> dict[str, object]:
-    ticket = payload.findtext(f"{soap_envelope.ebox('MessageID')}/{soap_envelope.ebox('Ticket')}")
-    sequence = payload.findtext(
-        f"{soap_envelope.ebox('MessageID')}/{soap_envelope.ebox('Sequence')}"
-    )
+    namespace = etree.QName(payload).namespace
+    ticket = payload.findtext(f"{{{namespace}}}MessageID/{{{namespace}}}Ticket")
+    sequence = payload.findtext(f"{{{namespace}}}MessageID/{{{namespace}}}Sequence")
     return {"ticket": (ticket or "")[:25] or None, "sequence": (sequence or "")[:5] or None}

@@ -1,0 +1,106 @@
+"""Worker jobs of registered mail: the signed PDF proof of delivery of each new event."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from flask import current_app
+from rq import Retry
+from sqlalchemy.exc import IntegrityError
+
+from ebox.config import Settings
+from ebox.db_types import utcnow
+from ebox.evidence import services
+from ebox.evidence.models import DeliveryProof
+from ebox.extensions import db
+from ebox.jobs import queue
+from ebox.mailbox.models import Document
+
+log = logging.getLogger(__name__)
+
+# A failed proof (the timestamp authority down, say) is tried again after these delays; the
+# sweep below catches anything still missing after that.
+PROOF_RETRY_INTERVALS = [10, 60, 300]
+# The sweep looks at evidence recorded this recently: longer than a worker is ever down.
+SWEEP_WINDOW = timedelta(days=3)
+SWEEP_BATCH = 200
+_ATTEMPTS = 3
+
+
+def request_proof(document_id: uuid.UUID) -> None:
+    """Queue the making of the document's proof (idempotent: an up-to-date proof is kept).
+
+    Fails fast when Redis is down: the periodic sweep makes the proof later.
+    """
+    queue(fail_fast=True).enqueue(
+        make_proof,
+        str(document_id),
+        retry=Retry(max=len(PROOF_RETRY_INTERVALS), interval=PROOF_RETRY_INTERVALS),
+        description=f"proof of delivery of {document_id}",
+    )
+
+
+def make_proof(document_id: str) -> int | None:
+    """Make a new version of the document's proof if its chain has grown since the latest one.
+
+    Returns the version made, or None when the latest proof already covers every event. Two
+    workers making the same version meet on the unique (document, version): the loser reads
+    the chain again.
+    """
+    for _ in range(_ATTEMPTS):
+        try:
+            return _make_proof_once(uuid.UUID(document_id))
+        except IntegrityError:
+            db.session.rollback()
+            log.info("proof of %s made concurrently; checking again", document_id)
+    raise RuntimeError(f"could not make the proof of {document_id} after {_ATTEMPTS} attempts")
+
+
+def _make_proof_once(document_id: uuid.UUID) -> int | None:
+    from ebox.evidence.proofs import render_proof  # WeasyPrint: loaded by the worker only
+
+    document = db.session.get(Document, document_id)
+    if document is None or not document.is_registered:
+        raise ValueError(f"no registered document {document_id}")
+    chain = services.chain_of(document_id)
+    latest = services.latest_proof(document_id)
+    if latest is not None and latest.evidence_count >= len(chain):
+        db.session.rollback()
+        return None
+    version = latest.version + 1 if latest is not None else 1
+    pdf = render_proof(
+        [item.xml for item in chain],
+        language=document.language,
+        version=version,
+        seal=services.platform_seal(),
+        tsa_url=_settings().tsa_url or None,
+    )
+    db.session.add(
+        DeliveryProof(document_id=document_id, version=version, evidence_count=len(chain), pdf=pdf)
+    )
+    db.session.commit()
+    log.info("proof of delivery %s v%d (%d events) made", document_id, version, len(chain))
+    return version
+
+
+def make_missing_proofs() -> int:
+    """Periodic: make the proofs that a lost request or exhausted retries left missing."""
+    made = 0
+    since = utcnow() - SWEEP_WINDOW
+    for document_id in services.documents_missing_a_proof(since, SWEEP_BATCH):
+        try:
+            if make_proof(str(document_id)) is not None:
+                made += 1
+        except Exception:  # one document's failure must not stop the others
+            db.session.rollback()
+            log.exception("proof sweep: the proof of %s failed", document_id)
+    if made:
+        log.info("proof sweep: %d missing proofs made", made)
+    return made
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.config["EBOX"]
+    return settings

@@ -1,0 +1,195 @@
+"""The operations of the RegisteredMail v1 service: registered documents and their proofs.
+
+Only senders approved for registered mail (Sender.may_send_registered) may call any of them.
+A registered document is published by the same rules as any other (ebox.mailbox.services); its
+evidence is sealed in the same transaction (ebox.evidence.services) and the PDF proof is made by
+the worker, so getProofOfDelivery answers PROOF_NOT_READY for the moment in between.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+
+from lxml import etree
+from sqlalchemy import select
+
+from ebox.evidence import services as evidence
+from ebox.evidence.models import Evidence
+from ebox.evidence.xml import SUBMISSION_ACCEPTANCE
+from ebox.extensions import db
+from ebox.mailbox import services as mailbox
+from ebox.mailbox.models import Document
+from ebox.senders.models import Sender
+from ebox.soap import ebox_message, faults
+from ebox.soap.envelope import element_in
+from ebox.soap.faults import SoapFault
+from ebox.soap.service import Operation, Service
+
+NS = "urn:ebox:ns:RegisteredMail:v1"
+
+
+def _element(name: str, text: object = None, *children: etree._Element) -> etree._Element:
+    return element_in(NS, "rm", name, text, *children)
+
+
+def _qualified(name: str) -> str:
+    return f"{{{NS}}}{name}"
+
+
+def _authorised(sender: Sender | None) -> Sender:
+    assert sender is not None  # no operation here is anonymous
+    if not sender.may_send_registered:
+        raise SoapFault(
+            faults.REGISTERED_MAIL_NOT_ALLOWED,
+            "This sender is not approved for registered mail; ask eBox support to grant it.",
+        )
+    return sender
+
+
+def _xsd_datetime(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _evidence_element(name: str, item: Evidence) -> etree._Element:
+    return _element(
+        name,
+        None,
+        _element("EvidenceId", item.id),
+        _element("Type", item.event),
+        _element("Time", _xsd_datetime(item.event_at)),
+        _element("Xml", base64.b64encode(item.xml).decode("ascii")),
+    )
+
+
+# --- sendRegisteredDocument -----------------------------------------------------------------
+
+
+def send_registered_document(request: etree._Element, sender: Sender | None) -> etree._Element:
+    document = ebox_message.publish(request, _authorised(sender), is_registered=True)
+    chain = evidence.chain_of(document.id)
+    acceptance = next(item for item in chain if item.event == SUBMISSION_ACCEPTANCE)
+    return _element(
+        "sendRegisteredDocumentResponse",
+        None,
+        _element("EboxMessageId", document.id),
+        _element("ExpirationDate", mailbox.expiration_day(document.expires_at).isoformat()),
+        _element("CitizenActivated", ebox_message.is_activated(document.recipient_national_number)),
+        _evidence_element("SubmissionAcceptance", acceptance),
+    )
+
+
+# --- getRegisteredMailStatus ----------------------------------------------------------------
+
+
+def get_registered_mail_status(request: etree._Element, sender: Sender | None) -> etree._Element:
+    sender = _authorised(sender)
+    queries = ebox_message.queries_of(request)
+    documents = [
+        document
+        for document in ebox_message.own_documents(sender, queries)
+        if document.is_registered
+    ]
+    chains = _chains([document.id for document in documents])
+    proofs = evidence.latest_proof_versions([document.id for document in documents])
+    answer = _element("getRegisteredMailStatusResponse")
+    for query in queries:
+        document = ebox_message.match(query, documents)
+        node = _element(
+            "RegisteredMailStatus",
+            None,
+            ebox_message.copy_query(query.node),
+            _element("Found", document is not None),
+        )
+        if document is not None:
+            message_id = _element("MessageID", None, _element("Ticket", document.sender_ticket))
+            if document.sender_sequence is not None:
+                message_id.append(_element("Sequence", document.sender_sequence))
+            node.append(_element("EboxMessageId", document.id))
+            node.append(message_id)
+            for item in chains.get(document.id, []):
+                node.append(
+                    _element(
+                        "Event",
+                        None,
+                        _element("Type", item.event),
+                        _element("Time", _xsd_datetime(item.event_at)),
+                        _element("EvidenceId", item.id),
+                    )
+                )
+            if document.id in proofs:
+                node.append(_element("ProofVersion", proofs[document.id]))
+        answer.append(node)
+    return answer
+
+
+def _chains(document_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Evidence]]:
+    """Every document's evidence in chain order, in one query."""
+    chains: dict[uuid.UUID, list[Evidence]] = {}
+    if not document_ids:
+        return chains
+    rows = db.session.scalars(
+        select(Evidence)
+        .where(Evidence.document_id.in_(document_ids))
+        .order_by(Evidence.document_id, Evidence.position)
+    )
+    for item in rows:
+        chains.setdefault(item.document_id, []).append(item)
+    return chains
+
+
+# --- getProofOfDelivery ---------------------------------------------------------------------
+
+
+def get_proof_of_delivery(request: etree._Element, sender: Sender | None) -> etree._Element:
+    sender = _authorised(sender)
+    document_id = uuid.UUID(request.findtext(_qualified("EboxMessageId")) or "")
+    document = db.session.get(Document, document_id)
+    # Another sender's message is answered exactly like a missing one.
+    if document is None or document.sender_id != sender.id or not document.is_registered:
+        raise SoapFault(
+            faults.MESSAGE_NOT_FOUND,
+            f"No registered message {document_id} of this sender is known.",
+        )
+    chain = evidence.chain_of(document.id)
+    proof = evidence.latest_proof(document.id)
+    if proof is None or proof.evidence_count < len(chain):
+        raise SoapFault(
+            faults.PROOF_NOT_READY,
+            f"The proof of delivery of the latest event ({chain[-1].event}) is being made; "
+            "try again in a minute.",
+        )
+    answer = _element(
+        "getProofOfDeliveryResponse",
+        None,
+        _element("EboxMessageId", document.id),
+        _element("ProofVersion", proof.version),
+        _element("CreatedAt", _xsd_datetime(proof.created_at)),
+        _element("Pdf", base64.b64encode(proof.pdf).decode("ascii")),
+    )
+    for item in chain:
+        answer.append(_evidence_element("Evidence", item))
+    return answer
+
+
+OPERATIONS = {
+    _qualified("sendRegisteredDocumentRequest"): Operation(
+        "sendRegisteredDocument", send_registered_document, publishes=True
+    ),
+    _qualified("getRegisteredMailStatusRequest"): Operation(
+        "getRegisteredMailStatus",
+        get_registered_mail_status,
+        limit=("Query", ebox_message.MAX_STATUS_QUERIES),
+    ),
+    _qualified("getProofOfDeliveryRequest"): Operation("getProofOfDelivery", get_proof_of_delivery),
+}
+
+SERVICE = Service(
+    name="RegisteredMail",
+    version="v1",
+    namespace=NS,
+    wsdl_file="RegisteredMail-v1.wsdl",
+    xsd_files=("RegisteredMail-v1.xsd", "EboxMessage-v1.xsd"),
+    operations=OPERATIONS,
+)
