@@ -208,5 +208,54 @@ def purge_command(moment: datetime | None, orphans: bool) -> None:
         click.echo(f"orphans: {services.remove_orphan_objects()} stored objects removed")
 
 
+evidence_group = AppGroup("evidence", help="Registered mail's sealed evidence and proofs.")
+ebox_group.add_command(evidence_group)
+
+
+@evidence_group.command("verify")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--root",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The seal's root CA (PEM) to trust. Default: EBOX_SEAL_CA_CERT, or the demo root.",
+)
+@click.option(
+    "--tsa-root",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The timestamp authority's root CA (PEM); without it timestamps are read, not trusted.",
+)
+def evidence_verify_command(files: tuple[str, ...], root: str | None, tsa_root: str | None) -> None:
+    """Check PDF proofs of delivery and evidence XMLs (XMLs given together as one chain) and
+    say what they prove, or exactly why they do not. Exit status 1 if any check fails."""
+    from pathlib import Path
+
+    from flask import current_app
+
+    from ebox.evidence.seal import DEMO_FILES, DEMO_FOLDER
+    from ebox.evidence.verify import MAX_FILE_BYTES, Trust, verify_files
+
+    settings = current_app.config["EBOX"]
+    root_file = Path(root or settings.seal_ca_cert or "")
+    if not root and not settings.seal_ca_cert:
+        root_file = settings.instance_path / DEMO_FOLDER / DEMO_FILES[0]
+    if not root_file.is_file():
+        raise click.ClickException("no root to trust: give --root ROOT.pem")
+    trust = Trust(
+        seal_root_pem=root_file.read_bytes(),
+        tsa_root_pem=Path(tsa_root).read_bytes() if tsa_root else None,
+    )
+    loaded = []
+    for name in files:
+        path = Path(name)
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise click.ClickException(f"{name}: larger than {MAX_FILE_BYTES} bytes")
+        loaded.append((name, path.read_bytes()))
+    reports = verify_files(loaded, trust)
+    for report in reports:
+        click.echo("\n".join(report.lines()))
+    if not all(report.ok for report in reports):
+        raise SystemExit(1)
+
+
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "none"

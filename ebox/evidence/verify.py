@@ -1,0 +1,364 @@
+"""Offline verification of registered mail's proofs, for senders, their lawyers and judges.
+
+Given sealed evidence XMLs or a PDF proof of delivery (whose evidence XMLs are attached inside
+it), check everything that makes them proof and say what they prove, or exactly why not:
+
+- each evidence: one enveloped XML signature covering the whole document (no other signed
+  part, which would open the door to signature wrapping), RSA/ECDSA with SHA-256, made with a
+  certificate that chains to the trusted root;
+- its RFC 3161 timestamp, when it has one: the token covers this signature value, and is
+  signed by an authority that chains to the timestamp root, when one is given;
+- the chain: each evidence names the SHA-256 of the one before it, all about one message;
+- a PDF: its PAdES signature intact, valid, trusted and covering the whole file, and its
+  attached evidence checked as above.
+
+Nothing here needs the database: only the files and the roots to trust.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import xmlsec
+from asn1crypto import cms, tsp
+from asn1crypto import x509 as asn1_x509
+from lxml import etree
+from pyhanko.pdf_utils.generic import ArrayObject, DictionaryObject
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
+from pyhanko_certvalidator import ValidationContext
+from xmlsec import constants
+
+from ebox.evidence.xml import DS, EVENT_URI, NS, digest
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+_EV = {"ev": NS, "ds": DS}
+_SIGNATURE_METHODS = {
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+}
+_TRANSFORMS = [
+    "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
+    "http://www.w3.org/2001/10/xml-exc-c14n#",
+]
+_SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one verified evidence states."""
+
+    evidence_id: str
+    event: str
+    event_time: str
+    message_id: str
+    sender: str
+    recipient: str
+    document_digest: str
+    previous_digest: str | None
+    timestamp: datetime | None
+    sha256: str
+
+
+@dataclass
+class Report:
+    """The checks made on one file, in order; it proves something only if every check passed."""
+
+    name: str
+    checks: list[tuple[bool, str]] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(passed for passed, _ in self.checks)
+
+    def check(self, passed: bool, text: str) -> bool:
+        self.checks.append((passed, text))
+        return passed
+
+    def lines(self) -> list[str]:
+        lines = [f"{self.name}:"]
+        lines += [f"  {'OK  ' if passed else 'FAIL'} {text}" for passed, text in self.checks]
+        if self.ok and self.evidence:
+            first = self.evidence[0]
+            lines.append(
+                f"  This proves, for message {first.message_id} from {first.sender} "
+                f"to {first.recipient} (document SHA-256 {first.document_digest}):"
+            )
+            for item in self.evidence:
+                stamped = f", timestamped {_utc(item.timestamp)}" if item.timestamp else ""
+                lines.append(f"    {item.event} at {item.event_time}{stamped} ({item.evidence_id})")
+        elif not self.ok:
+            lines.append("  This file does NOT prove anything: see FAIL above.")
+        return lines
+
+
+@dataclass(frozen=True)
+class Trust:
+    seal_root_pem: bytes
+    tsa_root_pem: bytes | None = None
+
+
+def verify_files(files: Sequence[tuple[str, bytes]], trust: Trust) -> list[Report]:
+    """Verify PDF proofs and evidence XMLs; the XMLs given together are checked as one chain."""
+    reports: list[Report] = []
+    loose: list[Report] = []
+    for name, data in files:
+        if data.startswith(b"%PDF-"):
+            reports.append(verify_pdf(name, data, trust))
+        else:
+            report = Report(name)
+            _verify_evidence(report, data, trust)
+            loose.append(report)
+            reports.append(report)
+    if len(loose) > 1 and all(report.ok for report in loose):
+        chain = Report("the evidence given together")
+        _check_chain(chain, [item for report in loose for item in report.evidence])
+        reports.append(chain)
+    return reports
+
+
+def verify_pdf(name: str, data: bytes, trust: Trust) -> Report:
+    report = Report(name)
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        signatures = reader.embedded_signatures
+    except Exception as error:  # any parse failure means: not a proof we can read
+        report.check(False, f"the PDF cannot be read: {error}")
+        return report
+    if not report.check(len(signatures) == 1, f"one signature ({len(signatures)} found)"):
+        return report
+    signature = signatures[0]
+    seal_context = ValidationContext(trust_roots=[_certificate(trust.seal_root_pem)])
+    tsa_context = (
+        ValidationContext(trust_roots=[_certificate(trust.tsa_root_pem)])
+        if trust.tsa_root_pem
+        else None
+    )
+    try:
+        status = validate_pdf_signature(
+            signature,
+            signer_validation_context=seal_context,
+            ts_validation_context=tsa_context,
+        )
+    except SignatureValidationError as error:
+        report.check(False, f"the PDF signature does not validate: {error}")
+        return report
+    signer = status.signing_cert.subject.human_friendly
+    report.check(status.intact and status.valid, f"the PDF signature is intact ({signer})")
+    report.check(status.trusted, "the PDF signer's certificate chains to the trusted root")
+    report.check(
+        status.coverage is not None and status.coverage.name == "ENTIRE_FILE",
+        "the signature covers the whole file (nothing added after signing)",
+    )
+    token = status.timestamp_validity
+    if token is not None:
+        trusted = token.trusted if tsa_context is not None else None
+        report.check(
+            token.intact and token.valid and trusted is not False,
+            f"the PDF signature is timestamped at {_utc(token.timestamp)}"
+            + ("" if tsa_context is not None else " (authority not checked: no --tsa-root)"),
+        )
+    if not report.ok:
+        return report  # an unsigned or altered file's attachments prove nothing
+    try:
+        attached = _attachments(reader)
+    except Exception as error:  # a damaged stream: say so rather than crash
+        report.check(False, f"the attached evidence cannot be read: {error}")
+        return report
+    if not report.check(bool(attached), f"{len(attached)} evidence XML attached"):
+        return report
+    for file_name, xml in attached:
+        _verify_evidence(report, xml, trust, label=file_name)
+    if report.ok:
+        _check_chain(report, report.evidence)
+    return report
+
+
+def _verify_evidence(report: Report, data: bytes, trust: Trust, label: str = "evidence") -> None:
+    try:
+        root = etree.fromstring(data, parser=_PARSER)
+    except etree.XMLSyntaxError as error:
+        report.check(False, f"{label}: not well-formed XML ({error})")
+        return
+    if root.getroottree().docinfo.doctype:
+        report.check(False, f"{label}: a DTD is not allowed in evidence")
+        return
+    if not report.check(root.tag == f"{{{NS}}}Evidence", f"{label}: an eBox evidence document"):
+        return
+    signature = _the_signature(report, root, label)
+    if signature is None:
+        return
+    if not _signature_verifies(report, signature, trust, label):
+        return
+    stamp = _timestamp(report, signature, trust, label)
+    report.evidence.append(
+        Evidence(
+            evidence_id=_text(root, "ev:EvidenceId"),
+            event=_text(root, "ev:EventType").removeprefix(EVENT_URI),
+            event_time=_text(root, "ev:EventTime"),
+            message_id=_text(root, "ev:Message/ev:PlatformMessageId"),
+            sender=_text(root, "ev:Sender/ev:Name")
+            + f" ({_text(root, 'ev:Sender/ev:EnterpriseNumber')})",
+            recipient=_text(root, "ev:Recipient/ev:NationalNumber"),
+            document_digest=_text(root, "ev:Message/ev:DocumentDigest"),
+            previous_digest=root.findtext("ev:PreviousEvidenceDigest", namespaces=_EV),
+            timestamp=stamp,
+            sha256=digest(data),
+        )
+    )
+
+
+def _the_signature(report: Report, root: etree._Element, label: str) -> etree._Element | None:
+    """The one signature, a child of the root, signing the whole document and nothing else."""
+    signatures = root.findall(".//ds:Signature", _EV)
+    if not report.check(
+        len(signatures) == 1 and signatures[0].getparent() is root,
+        f"{label}: exactly one signature, on the document itself",
+    ):
+        return None
+    signature = signatures[0]
+    references = signature.findall("ds:SignedInfo/ds:Reference", _EV)
+    transforms = [
+        node.get("Algorithm")
+        for node in signature.iterfind("ds:SignedInfo/ds:Reference/ds:Transforms/ds:Transform", _EV)
+    ]
+    method = signature.find("ds:SignedInfo/ds:SignatureMethod", _EV)
+    digest_method = signature.find("ds:SignedInfo/ds:Reference/ds:DigestMethod", _EV)
+    covers_all = (
+        len(references) == 1
+        and references[0].get("URI") == ""
+        and transforms == _TRANSFORMS
+        and method is not None
+        and method.get("Algorithm") in _SIGNATURE_METHODS
+        and digest_method is not None
+        and digest_method.get("Algorithm") == _SHA256
+    )
+    if not report.check(covers_all, f"{label}: the signature covers the whole document (SHA-256)"):
+        return None
+    return signature
+
+
+def _signature_verifies(
+    report: Report, signature: etree._Element, trust: Trust, label: str
+) -> bool:
+    manager = xmlsec.KeysManager()
+    manager.load_cert_from_memory(
+        trust.seal_root_pem, constants.KeyDataFormatCertPem, constants.KeyDataTypeTrusted
+    )
+    # The stubs miss the manager argument; with it, the certificate in KeyInfo must chain to
+    # the trusted root, as with `xmlsec1 --trusted-pem`.
+    context = xmlsec.SignatureContext(manager)  # type: ignore[call-arg]
+    try:
+        context.verify(signature)
+    except xmlsec.Error:
+        return report.check(
+            False,
+            f"{label}: the seal signature does not verify against the trusted root "
+            "(altered, or sealed by another certificate)",
+        )
+    return report.check(True, f"{label}: the seal signature verifies and chains to the root")
+
+
+def _timestamp(
+    report: Report, signature: etree._Element, trust: Trust, label: str
+) -> datetime | None:
+    encoded = signature.findtext("ds:Object/ev:SignatureTimeStamp", namespaces=_EV)
+    if encoded is None:
+        return None
+    signature_value = base64.b64decode(signature.findtext("ds:SignatureValue", "", _EV))
+    try:
+        token = cms.ContentInfo.load(base64.b64decode(encoded))
+        signed_data = token["content"]
+        info = signed_data["encap_content_info"]["content"].parsed
+        assert isinstance(info, tsp.TSTInfo)
+        moment: datetime = info["gen_time"].native
+    except Exception:  # a token we cannot read proves nothing
+        report.check(False, f"{label}: the timestamp token cannot be read")
+        return None
+    # Without the authority's root, the token's integrity is still checked; its trust is not.
+    context = ValidationContext(
+        trust_roots=[_certificate(trust.tsa_root_pem or trust.seal_root_pem)]
+    )
+    expected = {"sha256": hashlib.sha256(signature_value).digest()}
+    try:
+        status = asyncio.run(
+            validate_tst_signed_data(
+                signed_data, context, lambda algorithm: expected.get(algorithm, b"")
+            )
+        )
+    except SignatureValidationError as error:
+        report.check(False, f"{label}: the timestamp does not validate: {error}")
+        return None
+    good = bool(status["intact"] and status["valid"])
+    if trust.tsa_root_pem:
+        good = good and status["trust_problem_indic"] is None
+        where = "by a trusted authority"
+    else:
+        where = "(authority not checked: no --tsa-root)"
+    report.check(good, f"{label}: the signature was timestamped at {_utc(moment)} {where}")
+    return moment
+
+
+def _check_chain(report: Report, evidence: Iterable[Evidence]) -> None:
+    items = list(evidence)
+    by_previous = {item.previous_digest: item for item in items}
+    ordered: list[Evidence] = []
+    current = by_previous.get(None)
+    while current is not None and len(ordered) < len(items):
+        ordered.append(current)
+        current = by_previous.get(current.sha256)
+    report.check(
+        len(ordered) == len(items) and len(by_previous) == len(items),
+        f"the {len(items)} evidence form one unbroken chain, each naming the one before",
+    )
+    report.check(
+        len({item.message_id for item in items}) == 1,
+        "every evidence is about the same message",
+    )
+    if len(ordered) == len(items):
+        report.evidence[:] = ordered
+
+
+def _attachments(reader: PdfFileReader) -> list[tuple[str, bytes]]:
+    """The embedded files of the PDF's EmbeddedFiles name tree, by name."""
+    names = reader.root.get("/Names")
+    if not isinstance(names, DictionaryObject) or "/EmbeddedFiles" not in names:
+        return []
+    found: list[tuple[str, bytes]] = []
+    pending = [names["/EmbeddedFiles"]]
+    while pending:
+        node = pending.pop()
+        if "/Kids" in node:
+            pending.extend(node["/Kids"])
+        pairs = node.get("/Names", ArrayObject())
+        for position in range(0, len(pairs) - 1, 2):
+            spec = pairs[position + 1]
+            stream = spec["/EF"]["/F"]
+            found.append((str(pairs[position]), stream.data))
+    return sorted(found)
+
+
+def _utc(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _text(root: etree._Element, path: str) -> str:
+    return root.findtext(path, default="", namespaces=_EV)
+
+
+def _certificate(pem: bytes | None) -> asn1_x509.Certificate:
+    from asn1crypto import pem as asn1_pem
+
+    assert pem is not None
+    _, _, der = asn1_pem.unarmor(pem)
+    return asn1_x509.Certificate.load(der)

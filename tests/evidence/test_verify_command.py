@@ -1,0 +1,186 @@
+"""`flask --app app ebox evidence verify`: what a sender or a judge runs on the files they hold."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskCliRunner
+from lxml import etree
+
+from ebox.evidence.jobs import make_proof
+from ebox.evidence.models import DeliveryProof
+from ebox.evidence.seal import demo_seal
+from ebox.evidence.services import chain_of, latest_proof, platform_seal
+from ebox.evidence.xml import NAMESPACES
+from ebox.extensions import db
+from ebox.mailbox.models import Document
+from ebox.mailbox.services import confirm_receipt
+from tests.evidence.tsa_server import TimestampAuthority
+from tests.factories import create_citizen, create_document
+
+
+def opened_registered_document() -> Document:
+    document = create_document(create_citizen(), is_registered=True, title="Formal notice")
+    confirm_receipt(document=document)
+    db.session.commit()
+    return document
+
+
+def proof_files(document: Document, folder: Path) -> tuple[Path, list[Path]]:
+    assert make_proof(str(document.id)) is not None
+    proof = latest_proof(document.id)
+    assert proof is not None
+    pdf = folder / "proof.pdf"
+    pdf.write_bytes(proof.pdf)
+    xmls = []
+    for item in chain_of(document.id):
+        path = folder / f"{item.position}-{item.event}.xml"
+        path.write_bytes(item.xml)
+        xmls.append(path)
+    return pdf, xmls
+
+
+def verify(runner: FlaskCliRunner, *args: object) -> tuple[int, str]:
+    result = runner.invoke(args=["ebox", "evidence", "verify", *map(str, args)])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+def test_a_proof_of_delivery_verifies_and_says_what_it_proves(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    document = opened_registered_document()
+    pdf, _ = proof_files(document, tmp_path)
+
+    code, output = verify(runner, pdf)
+
+    print(output)
+    assert code == 0, output
+    assert "FAIL" not in output
+    assert "the PDF signer's certificate chains to the trusted root" in output
+    assert "the signature covers the whole file" in output
+    assert "3 evidence XML attached" in output
+    assert f"for message {document.id}" in output
+    events = [line.split()[0] for line in output.splitlines() if " at 20" in line]
+    assert events == ["SubmissionAcceptance", "ContentConsignment", "ContentHandover"]
+
+
+def test_a_pdf_with_one_byte_changed_proves_nothing(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    pdf, _ = proof_files(opened_registered_document(), tmp_path)
+    data = bytearray(pdf.read_bytes())
+    middle = len(data) // 3
+    data[middle] = (data[middle] + 1) % 256
+    pdf.write_bytes(bytes(data))
+
+    code, output = verify(runner, pdf)
+
+    assert code == 1
+    assert "FAIL" in output and "does NOT prove" in output
+
+
+def test_evidence_given_together_is_checked_as_one_chain(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    _, xmls = proof_files(opened_registered_document(), tmp_path)
+
+    code, output = verify(runner, *xmls)
+    assert code == 0, output
+    assert "the 3 evidence form one unbroken chain" in output
+
+    code, output = verify(runner, xmls[0], xmls[2])  # the consignment left out
+    assert code == 1
+    assert "FAIL the 2 evidence form one unbroken chain" in output
+
+
+def test_altered_evidence_and_wrapped_signatures_are_refused(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    _, xmls = proof_files(opened_registered_document(), tmp_path)
+    original = etree.parse(str(xmls[2])).getroot()
+
+    altered = copy.deepcopy(original)
+    time = altered.find("ev:EventTime", NAMESPACES)
+    assert time is not None
+    time.text = "2020-01-01T00:00:00.000000Z"
+    (tmp_path / "altered.xml").write_bytes(etree.tostring(altered))
+    code, output = verify(runner, tmp_path / "altered.xml")
+    assert code == 1
+    assert "FAIL altered.xml" not in output  # the report names the file it read
+    assert "the seal signature does not verify" in output
+
+    # Signature wrapping: the genuine signed document hidden inside a forged one.
+    forged = copy.deepcopy(original)
+    signature = forged.find("ds:Signature", NAMESPACES)
+    assert signature is not None
+    forged.remove(signature)
+    wrapper = etree.SubElement(forged, f"{{{NAMESPACES['ev']}}}Extension")
+    wrapper.append(copy.deepcopy(original))
+    (tmp_path / "wrapped.xml").write_bytes(etree.tostring(forged))
+    code, output = verify(runner, tmp_path / "wrapped.xml")
+    assert code == 1
+    assert "FAIL evidence: exactly one signature, on the document itself" in output
+
+
+def test_a_proof_sealed_under_another_root_is_not_trusted(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    pdf, xmls = proof_files(opened_registered_document(), tmp_path)
+    foreign = demo_seal(tmp_path / "foreign")
+    (tmp_path / "foreign-root.pem").write_bytes(foreign.root_pem)
+
+    code, output = verify(runner, pdf, xmls[0], "--root", tmp_path / "foreign-root.pem")
+
+    assert code == 1
+    assert "FAIL the PDF signer's certificate chains to the trusted root" in output
+    assert "the seal signature does not verify against the trusted root" in output
+
+
+def test_timestamps_are_verified_against_the_authority_given(
+    app: Flask, runner: FlaskCliRunner, tsa: TimestampAuthority, tmp_path: Path
+) -> None:
+    app.config["EBOX"].tsa_url = tsa.url
+    try:
+        pdf, xmls = proof_files(opened_registered_document(), tmp_path)
+    finally:
+        app.config["EBOX"].tsa_url = ""
+
+    code, output = verify(runner, pdf, *xmls, "--tsa-root", tsa.ca_pem_path)
+    assert code == 0, output
+    assert output.count("timestamped at") >= 7  # the PDF and 3 × 2 evidence lines
+    assert "by a trusted authority" in output
+
+    other = demo_seal(tmp_path / "other")  # any root but the authority's
+    (tmp_path / "other.pem").write_bytes(other.root_pem)
+    code, output = verify(runner, xmls[0], "--tsa-root", tmp_path / "other.pem")
+    assert code == 1
+    assert "FAIL evidence: the signature was timestamped at" in output
+
+
+@pytest.mark.parametrize("content", [b"<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>", b"not xml"])
+def test_hostile_or_broken_files_are_refused_with_a_reason(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path, content: bytes
+) -> None:
+    platform_seal()  # the demo root exists
+    (tmp_path / "bad.xml").write_bytes(content)
+
+    code, output = verify(runner, tmp_path / "bad.xml")
+
+    assert code == 1
+    assert "FAIL" in output
+
+
+def test_proof_versions_are_kept(app: Flask, tmp_path: Path) -> None:
+    document = create_document(create_citizen(), is_registered=True)
+    assert make_proof(str(document.id)) == 1
+    assert make_proof(str(document.id)) is None  # nothing new to prove
+    confirm_receipt(document=document)
+    db.session.commit()
+    assert make_proof(str(document.id)) == 2
+    versions = db.session.query(DeliveryProof).filter_by(document_id=document.id).all()
+    assert sorted((proof.version, proof.evidence_count) for proof in versions) == [(1, 2), (2, 3)]
