@@ -13,8 +13,12 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
+from sqlalchemy import select
 
 from ebox.demo.data import DEMO_CITIZENS
+from ebox.evidence.services import chain_of
+from ebox.extensions import db
+from ebox.mailbox.models import Document
 from tests.browser.browser_helpers import (
     LiveServer,
     assert_fits_phone,
@@ -172,6 +176,24 @@ def test_citizen_journey(phone: Page, live_server: LiveServer) -> None:
     expect(rows(page).locator(".document__title")).to_have_text([SCHEDULE])
     expect(page.locator(".list-summary")).to_have_text("1 archived document")
     assert_fits_phone(page)
+
+    # The registered letter stays closed until Emma confirms that opening it records a proof of
+    # receipt; confirming seals the ContentHandover evidence the sender's proof will show.
+    page.get_by_role("radio", name="Inbox").check()
+    page.get_by_role("link", name=REGISTERED, exact=True).click()
+    expect(page.get_by_role("heading", name="This is a registered letter")).to_be_visible()
+    expect(page.get_by_text("eBox records a proof of receipt")).to_be_visible()
+    expect(page.get_by_role("link", name=re.compile(r"^Download "))).to_have_count(0)
+    assert_fits_phone(page)
+    page.get_by_role("button", name="Open and confirm receipt").click()
+    expect(page.get_by_role("link", name=re.compile(r"^Download "))).to_be_visible()
+    registered = db.session.scalars(select(Document).where(Document.title == REGISTERED)).one()
+    assert [item.event for item in chain_of(registered.id)] == [
+        "SubmissionAcceptance",
+        "ContentConsignment",
+        "ContentHandover",
+    ]
+    page.get_by_role("link", name="Back to your documents").click()
 
     # French: the whole interface follows, and the longer words still fit.
     page.get_by_role("button", name="Français").click()
