@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 
 from flask import current_app
+from redis.exceptions import RedisError
 from rq import Retry
 from sqlalchemy.exc import IntegrityError
 
@@ -32,14 +33,22 @@ _ATTEMPTS = 3
 def request_proof(document_id: uuid.UUID) -> None:
     """Queue the making of the document's proof (idempotent: an up-to-date proof is kept).
 
-    Fails fast when Redis is down: the periodic sweep makes the proof later.
+    Fails fast when Redis is down: the periodic sweep makes the proof later, so one warning
+    line is enough.
     """
-    queue(fail_fast=True).enqueue(
-        make_proof,
-        str(document_id),
-        retry=Retry(max=len(PROOF_RETRY_INTERVALS), interval=PROOF_RETRY_INTERVALS),
-        description=f"proof of delivery of {document_id}",
-    )
+    try:
+        queue(fail_fast=True).enqueue(
+            make_proof,
+            str(document_id),
+            retry=Retry(max=len(PROOF_RETRY_INTERVALS), interval=PROOF_RETRY_INTERVALS),
+            description=f"proof of delivery of {document_id}",
+        )
+    except (RedisError, OSError) as error:
+        log.warning(
+            "proof of %s not queued (Redis: %s); the periodic sweep will make it",
+            document_id,
+            error,
+        )
 
 
 def make_proof(document_id: str) -> int | None:
