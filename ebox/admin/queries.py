@@ -15,6 +15,8 @@ from sqlalchemy.orm import selectinload
 from ebox.alerts.services import delivery_counts, platform_today
 from ebox.applications.models import STATUS_PENDING, SenderApplication
 from ebox.audit.models import AuditEvent
+from ebox.evidence.models import Evidence
+from ebox.evidence.services import latest_proof_versions
 from ebox.extensions import db
 from ebox.mailbox.models import Document
 from ebox.mailbox.queries import Page
@@ -55,6 +57,18 @@ class DeliveryStatus:
     read_at: datetime | None
     expires_at: datetime
     deleted_at: datetime | None
+    # Registered mail: what was sealed, and the latest proof the sender can fetch.
+    events: tuple[SealedEvent, ...] = ()
+    proof_version: int | None = None
+
+
+@dataclass(frozen=True)
+class SealedEvent:
+    """One evidence as staff see it: its event, time and id, never its XML (it names the title)."""
+
+    event: str
+    event_at: datetime
+    evidence_id: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -183,6 +197,10 @@ def _status_query() -> Select[*tuple[Any, ...]]:
 
 
 def _statuses(query: Select[*tuple[Any, ...]]) -> list[DeliveryStatus]:
+    rows = list(db.session.execute(query))
+    registered = [row.id for row in rows if row.is_registered]
+    events = _sealed_events(registered)
+    proofs = latest_proof_versions(registered)
     return [
         DeliveryStatus(
             id=row.id,
@@ -196,9 +214,26 @@ def _statuses(query: Select[*tuple[Any, ...]]) -> list[DeliveryStatus]:
             read_at=row.read_at,
             expires_at=row.expires_at,
             deleted_at=row.deleted_at,
+            events=tuple(events.get(row.id, [])),
+            proof_version=proofs.get(row.id),
         )
-        for row in db.session.execute(query)
+        for row in rows
     ]
+
+
+def _sealed_events(document_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[SealedEvent]]:
+    """Columns named one by one: the evidence XML is never read."""
+    found: dict[uuid.UUID, list[SealedEvent]] = {}
+    if not document_ids:
+        return found
+    rows = db.session.execute(
+        select(Evidence.document_id, Evidence.event, Evidence.event_at, Evidence.id)
+        .where(Evidence.document_id.in_(document_ids))
+        .order_by(Evidence.document_id, Evidence.position)
+    )
+    for document_id, event, event_at, evidence_id in rows:
+        found.setdefault(document_id, []).append(SealedEvent(event, event_at, evidence_id))
+    return found
 
 
 def audit_page(*, number: int) -> Page[AuditEvent]:

@@ -12,7 +12,10 @@ from sqlalchemy import select, update
 from ebox.audit.models import AuditEvent
 from ebox.audit.services import verify_chain
 from ebox.db_types import utcnow
+from ebox.evidence.jobs import make_proof
+from ebox.evidence.services import chain_of
 from ebox.extensions import db
+from ebox.mailbox.services import confirm_receipt
 from ebox.national_number import mask
 from ebox.senders.models import Sender, SenderCertificate
 from tests.admin.admin_helpers import log_in_staff, staff_post
@@ -207,3 +210,25 @@ def test_the_audit_page_lists_events_and_checks_the_chain(client: FlaskClient) -
     broken = client.get("/admin/audit?verify=1").get_data(as_text=True)
     assert "The chain is broken" in broken
     assert "content was changed" in broken
+
+
+def test_delivery_status_of_registered_mail_lists_sealed_events_never_the_evidence(
+    client: FlaskClient,
+) -> None:
+    title = "Registered notice for Jan Peeters"
+    document = create_document(create_citizen(), is_registered=True, title=title)
+    confirm_receipt(document=document)
+    db.session.commit()
+    log_in_staff(client, "support")
+
+    page = client.get(f"/admin/delivery?message_id={document.id}").get_data(as_text=True)
+
+    events = [item.event for item in chain_of(document.id)]
+    assert events == ["SubmissionAcceptance", "ContentConsignment", "ContentHandover"]
+    for item in chain_of(document.id):
+        assert f"{item.event} ·" in page and str(item.id) in page
+    assert "being made" in page  # no proof yet: the worker makes it
+    assert title not in page and "<ev:" not in page and "SignatureValue" not in page
+    make_proof(str(document.id))
+    page = client.get(f"/admin/delivery?message_id={document.id}").get_data(as_text=True)
+    assert "version 1" in page
