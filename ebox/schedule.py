@@ -70,6 +70,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic("orphans", "ebox.retention.jobs.remove_orphan_objects", daily_at(3, 30)),
         Periodic("saml-assertions", "ebox.accounts.jobs.forget_expired_assertions", every(60)),
         Periodic("missing-proofs", "ebox.evidence.jobs.make_missing_proofs", every(10)),
+        Periodic("old-evidence", "ebox.evidence.jobs.forget_expired_evidence", daily_at(4, 0)),
     ]
 
 

@@ -113,3 +113,8 @@ def make_missing_proofs() -> int:
 def _settings() -> Settings:
     settings: Settings = current_app.config["EBOX"]
     return settings
+
+
+def forget_expired_evidence() -> int:
+    """Daily: evidence and proofs past EBOX_EVIDENCE_RETENTION_YEARS go, message by message."""
+    return services.forget_expired_evidence()

@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from flask import current_app, g
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ebox import transactions
@@ -171,6 +171,34 @@ def documents_missing_a_proof(since: datetime, limit: int) -> list[uuid.UUID]:
             select(Document.id).where(Document.id.in_(recent), events > covered).limit(limit)
         )
     )
+
+
+def forget_expired_evidence(now: datetime | None = None, *, batch_size: int = 500) -> int:
+    """Delete the evidence and proofs of messages whose last evidence is past its keep_until.
+
+    A message's chain goes as a whole: deleting its oldest links first would leave evidence
+    that no longer verifies as a chain. Returns how many messages were forgotten.
+    """
+    now = now or utcnow()
+    forgotten = 0
+    while True:
+        documents = list(
+            db.session.scalars(
+                select(Evidence.document_id)
+                .group_by(Evidence.document_id)
+                .having(func.max(Evidence.keep_until) <= now)
+                .limit(batch_size)
+            )
+        )
+        if not documents:
+            break
+        db.session.execute(delete(DeliveryProof).where(DeliveryProof.document_id.in_(documents)))
+        db.session.execute(delete(Evidence).where(Evidence.document_id.in_(documents)))
+        db.session.commit()
+        forgotten += len(documents)
+    if forgotten:
+        log.info("evidence and proofs of %d registered messages past retention deleted", forgotten)
+    return forgotten
 
 
 def _request_proof_after_commit(document_id: uuid.UUID) -> None:

@@ -11,10 +11,11 @@ from sqlalchemy import update
 
 from ebox import transactions
 from ebox.db_types import utcnow
-from ebox.evidence.jobs import SWEEP_WINDOW, make_missing_proofs
+from ebox.evidence.jobs import SWEEP_WINDOW, make_missing_proofs, make_proof
 from ebox.evidence.models import Evidence
-from ebox.evidence.services import latest_proof
+from ebox.evidence.services import chain_of, forget_expired_evidence, latest_proof
 from ebox.extensions import db
+from ebox.mailbox.models import Document
 from ebox.mailbox.services import confirm_receipt
 from tests.factories import create_citizen, create_document
 
@@ -60,3 +61,26 @@ def test_the_sweep_looks_only_at_recent_evidence(app: Flask, redis_down: object)
 
     assert make_missing_proofs() == 0
     assert latest_proof(document.id) is None
+
+
+def test_evidence_and_proofs_go_message_by_message_after_their_retention(app: Flask) -> None:
+    old = create_document(create_citizen(), is_registered=True)
+    recent = create_document(create_citizen(), is_registered=True)
+    for document in (old, recent):
+        make_proof(str(document.id))
+    # The old message's whole chain is past retention; the recent one has one link that is not.
+    db.session.execute(
+        update(Evidence).where(Evidence.document_id == old.id).values(keep_until=utcnow())
+    )
+    db.session.execute(
+        update(Evidence)
+        .where(Evidence.document_id == recent.id, Evidence.position == 1)
+        .values(keep_until=utcnow())
+    )
+    db.session.commit()
+
+    assert forget_expired_evidence(utcnow() + timedelta(seconds=1)) == 1
+
+    assert chain_of(old.id) == [] and latest_proof(old.id) is None
+    assert len(chain_of(recent.id)) == 2 and latest_proof(recent.id) is not None
+    assert db.session.get(Document, old.id) is not None  # the minimal record stays
