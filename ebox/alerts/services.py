@@ -119,7 +119,10 @@ def plan_range(run: AlertRun, first_id: int, end_id: int, settings: Settings) ->
         "planned_at",
     ]
     statement = _insert_statement(AlertDelivery).from_select(columns, news)
-    result = db.session.execute(statement.on_conflict_do_nothing())
+    # INSERT ... SELECT reports its row count only when asked to keep it.
+    result = db.session.execute(
+        statement.on_conflict_do_nothing(), execution_options={"preserve_rowcount": True}
+    )
     db.session.commit()
     return _rowcount(result)
 

@@ -224,8 +224,12 @@ def test_a_late_alert_of_an_earlier_day_is_not_sent_after_a_newer_one(
     create_document(ines, message_type=pensions)
     # The earlier day was planned, but its sending jobs ran late: after the next day's alert.
     earlier = start_run(TODAY, utcnow())
-    for first_id, end_id in citizen_id_ranges():
+    planned = sum(
         plan_range(earlier, first_id, end_id, app.config["EBOX"])
+        for first_id, end_id in citizen_id_ranges()
+    )
+    assert planned == 1  # Ines
+    assert plan_range(earlier, *next(iter(citizen_id_ranges())), app.config["EBOX"]) == 0
     run(TODAY + timedelta(days=1))
     assert len(mails_to(smtp_server, ines)) == 1
 
