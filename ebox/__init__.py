@@ -72,6 +72,7 @@ def register_blueprints(app: Flask) -> None:
     from ebox.accounts.views import bp as accounts_bp
     from ebox.admin.views import bp as admin_bp
     from ebox.applications.views import bp as applications_bp
+    from ebox.evidence.views import bp as evidence_bp
     from ebox.health.views import bp as health_bp
     from ebox.mailbox.views import bp as mailbox_bp
     from ebox.profile.views import bp as profile_bp
@@ -86,6 +87,7 @@ def register_blueprints(app: Flask) -> None:
         applications_bp,
         admin_bp,
         soap_bp,
+        evidence_bp,
     ):
         app.register_blueprint(blueprint)
 

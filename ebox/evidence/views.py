@@ -1,0 +1,31 @@
+"""The certificates a verifier of eBox's evidence and proofs needs, published for download."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from ebox.evidence.services import platform_seal
+
+bp = Blueprint("evidence", __name__, url_prefix="/evidence")
+
+PEM_TYPE = "application/x-pem-file"
+
+
+@bp.get("/seal-root.pem")
+def seal_root() -> Response:
+    """The root CA that eBox's sealing certificate chains to: what a PDF reader, xmlsec1 or
+    `ebox evidence verify --root` is told to trust. Public, like any CA certificate."""
+    return _pem(platform_seal().root_pem, "ebox-seal-root.pem")
+
+
+@bp.get("/seal.pem")
+def seal_certificate() -> Response:
+    return _pem(platform_seal().cert_pem, "ebox-seal.pem")
+
+
+def _pem(data: bytes, file_name: str) -> Response:
+    response = Response(data, content_type=PEM_TYPE)
+    response.headers["Content-Disposition"] = f'attachment; filename="{file_name}"'
+    response.cache_control.public = True
+    response.cache_control.max_age = 3600
+    return response
