@@ -51,6 +51,12 @@ class WebSession(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The login behind the session, as the identity provider stated it (registered mail's
+    # evidence of handover names it).
+    identity_provider: Mapped[str] = mapped_column(String(500), default="")
+    authn_context: Mapped[str] = mapped_column(String(500), default="")
+    authenticated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    assertion_id: Mapped[str] = mapped_column(String(256), default="")
 
 
 class SeenAssertion(Model):

@@ -91,6 +91,11 @@ class VerifiedLogin:
     given_name: str
     surname: str
     language: str | None
+    # How the citizen proved who they are: kept with the session, sealed into registered
+    # mail's evidence of handover.
+    identity_provider: str = ""
+    authn_context: str = ""
+    authenticated_at: datetime | None = None
 
 
 def _settings() -> Settings:
@@ -364,7 +369,25 @@ def _read_login(response: OneLogin_Saml2_Response, expires_at: datetime) -> Veri
         given_name=_single(attributes, settings.saml_attr_given_name)[:200],
         surname=_single(attributes, settings.saml_attr_surname)[:200],
         language=language_from_idp(_single(attributes, settings.saml_attr_language)),
+        identity_provider=_issuer(response)[:500],
+        authn_context=_authn_text("/saml:AuthnContext/saml:AuthnContextClassRef", response)[:500],
+        authenticated_at=_saml_time(_authn_attribute("AuthnInstant", response)),
     )
+
+
+def _issuer(response: OneLogin_Saml2_Response) -> str:
+    issuers = response.get_issuers()
+    return str(issuers[0]) if issuers else ""
+
+
+def _authn_text(path: str, response: OneLogin_Saml2_Response) -> str:
+    nodes = _assertion_nodes(response, "/saml:AuthnStatement" + path)
+    return (nodes[0].text or "").strip() if nodes else ""
+
+
+def _authn_attribute(name: str, response: OneLogin_Saml2_Response) -> str | None:
+    nodes = _assertion_nodes(response, "/saml:AuthnStatement")
+    return nodes[0].get(name) if nodes else None
 
 
 def _single(attributes: dict[str, list[Any]], name: str) -> str:

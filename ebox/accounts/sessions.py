@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import current_app, g, redirect, request, session, url_for
 
@@ -18,20 +18,29 @@ from ebox.accounts.models import Citizen, WebSession
 from ebox.db_types import utcnow
 from ebox.extensions import db
 
+if TYPE_CHECKING:
+    from ebox.accounts.saml import VerifiedLogin
+
 # last_seen_at is written at most this often, to spare the database a write per click.
 _TOUCH_EVERY = timedelta(seconds=30)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def start_session(citizen: Citizen) -> WebSession:
-    """Log citizen in: a fresh session id (never reuse one from before login)."""
+def start_session(citizen: Citizen, login: VerifiedLogin | None = None) -> WebSession:
+    """Log citizen in: a fresh session id (never reuse one from before login), remembering how
+    the identity provider authenticated them."""
     language = session.get("language")
     session.clear()
     if language:
         # A language chosen before logging in is a preference, not a session secret.
         session["language"] = language
     web_session = WebSession(citizen_id=citizen.id)
+    if login is not None:
+        web_session.identity_provider = login.identity_provider
+        web_session.authn_context = login.authn_context
+        web_session.authenticated_at = login.authenticated_at
+        web_session.assertion_id = login.assertion_id
     db.session.add(web_session)
     db.session.flush()
     session["sid"] = str(web_session.id)

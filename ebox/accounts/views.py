@@ -109,7 +109,7 @@ def _accept(verified: saml.VerifiedLogin) -> None:
         language=verified.language,
         chosen_language=chosen_language,
     )
-    start_session(citizen)
+    start_session(citizen, verified)
     if chosen_language in LANGUAGES:  # keep the language picked before login, drop the rest
         session["language"] = chosen_language
     log.info("citizen %s logged in", citizen.id)

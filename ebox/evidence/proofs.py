@@ -123,6 +123,11 @@ class ProofEvidence:
     reason: str | None
     document_title: str | None
     document_file_name: str | None
+    # The recipient's login behind a handover, as the identity provider stated it.
+    identity_provider: str | None = None
+    authn_context: str | None = None
+    authentication_time: datetime | None = None
+    assertion_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -256,7 +261,17 @@ def read_evidence(document: bytes) -> ProofEvidence:
         reason=_optional(root, "Reason"),
         document_title=_optional(root, "Message/Title"),
         document_file_name=_optional(root, "Message/FileName"),
+        identity_provider=_optional(root, "Recipient/Authentication/IdentityProvider"),
+        authn_context=_optional(root, "Recipient/Authentication/AuthnContextClassRef"),
+        authentication_time=_optional_moment(
+            _optional(root, "Recipient/Authentication/AuthenticationTime")
+        ),
+        assertion_id=_optional(root, "Recipient/Authentication/AssertionId"),
     )
+
+
+def _optional_moment(text: str | None) -> datetime | None:
+    return None if text is None else _moment(text)
 
 
 def _required(root: etree._Element, path: str) -> str:

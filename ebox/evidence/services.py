@@ -48,7 +48,12 @@ def platform_seal() -> Seal:
 
 
 def record_evidence(
-    document: Document, event: str, *, at: datetime | None = None, reason: str | None = None
+    document: Document,
+    event: str,
+    *,
+    at: datetime | None = None,
+    reason: str | None = None,
+    authentication: xml.RecipientAuthentication | None = None,
 ) -> Evidence | None:
     """Seal event as the next link of the document's chain, in the caller's transaction.
 
@@ -90,6 +95,7 @@ def record_evidence(
             # the document while the evidence is kept for years.
             document_title=document.title,
             document_file_name=document.file_name,
+            recipient_authentication=authentication,
         ),
         platform_seal(),
         tsa_url=settings.tsa_url or None,

@@ -67,6 +67,7 @@ class Evidence:
     previous_digest: str | None
     timestamp: datetime | None
     sha256: str
+    login: str | None = None  # how the recipient had logged in, for a handover
 
 
 @dataclass
@@ -97,6 +98,8 @@ class Report:
             for item in self.evidence:
                 stamped = f", timestamped {_utc(item.timestamp)}" if item.timestamp else ""
                 lines.append(f"    {item.event} at {item.event_time}{stamped} ({item.evidence_id})")
+                if item.login:
+                    lines.append(f"      the recipient had logged in {item.login}")
         elif not self.ok:
             lines.append("  This file does NOT prove anything: see FAIL above.")
         return lines
@@ -214,6 +217,7 @@ def _verify_evidence(report: Report, data: bytes, trust: Trust, label: str = "ev
             previous_digest=root.findtext("ev:PreviousEvidenceDigest", namespaces=_EV),
             timestamp=stamp,
             sha256=digest(data),
+            login=_login(root),
         )
     )
 
@@ -346,6 +350,19 @@ def _attachments(reader: PdfFileReader) -> list[tuple[str, bytes]]:
             stream = spec["/EF"]["/F"]
             found.append((str(pairs[position]), stream.data))
     return sorted(found)
+
+
+def _login(root: etree._Element) -> str | None:
+    node = root.find("ev:Recipient/ev:Authentication", _EV)
+    if node is None:
+        return None
+    parts = [
+        f"through {node.findtext('ev:IdentityProvider', '?', _EV)}",
+        f"at {node.findtext('ev:AuthenticationTime', '?', _EV)}",
+        f"with {node.findtext('ev:AuthnContextClassRef', '?', _EV)}",
+        f"(assertion {node.findtext('ev:AssertionId', '?', _EV)})",
+    ]
+    return " ".join(parts)
 
 
 def _utc(moment: datetime) -> str:

@@ -49,6 +49,17 @@ _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 
 
 @dataclass(frozen=True)
+class RecipientAuthentication:
+    """How the person who opened the document had proved to be the recipient: the login, as
+    the identity provider stated it in its signed assertion."""
+
+    identity_provider: str
+    authn_context: str
+    authenticated_at: datetime | None
+    assertion_id: str
+
+
+@dataclass(frozen=True)
 class EvidenceFacts:
     """Everything an evidence states; nothing about the document's content but its digest."""
 
@@ -70,6 +81,7 @@ class EvidenceFacts:
     reason: str | None = None
     document_title: str | None = None
     document_file_name: str | None = None
+    recipient_authentication: RecipientAuthentication | None = None
 
 
 def build_and_seal(facts: EvidenceFacts, seal: Seal, *, tsa_url: str | None = None) -> bytes:
@@ -93,6 +105,8 @@ def build_and_seal(facts: EvidenceFacts, seal: Seal, *, tsa_url: str | None = No
     _add(sender, "Application", facts.sender_application)
     recipient = _add(root, "Recipient")
     _add(recipient, "NationalNumber", facts.recipient_national_number)
+    if facts.recipient_authentication is not None:
+        _add_authentication(recipient, facts.recipient_authentication)
     message = _add(root, "Message")
     _add(message, "PlatformMessageId", facts.platform_message_id)
     _add(message, "SenderTicket", facts.sender_ticket)
@@ -160,6 +174,18 @@ def _signature_value(signature: etree._Element) -> bytes:
 def _add_timestamp(signature: etree._Element, token: bytes) -> None:
     holder = etree.SubElement(signature, f"{{{DS}}}Object")
     etree.SubElement(holder, f"{{{NS}}}SignatureTimeStamp").text = base64.b64encode(token).decode()
+
+
+def _add_authentication(recipient: etree._Element, login: RecipientAuthentication) -> None:
+    node = _add(recipient, "Authentication")
+    for name, value in (
+        ("IdentityProvider", login.identity_provider),
+        ("AuthnContextClassRef", login.authn_context),
+        ("AuthenticationTime", _utc(login.authenticated_at) if login.authenticated_at else ""),
+        ("AssertionId", login.assertion_id),
+    ):
+        if value:
+            _add(node, name, value)
 
 
 def _add(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:

@@ -11,7 +11,7 @@ import io
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -28,6 +28,9 @@ from ebox.mailbox.models import Document, DocumentAccessEvent
 from ebox.senders.models import MessageType, Sender
 from ebox.storage.services import StoredContent, delete_content, store_content
 from ebox.transactions import after_rollback
+
+if TYPE_CHECKING:
+    from ebox.evidence.xml import RecipientAuthentication
 
 log = logging.getLogger(__name__)
 
@@ -406,8 +409,11 @@ def needs_receipt_confirmation(document: Document) -> bool:
     return document.is_registered and document.read_at is None
 
 
-def confirm_receipt(*, document: Document) -> bool:
-    """The citizen accepts that opening a registered document records a proof of receipt."""
+def confirm_receipt(
+    *, document: Document, authentication: RecipientAuthentication | None = None
+) -> bool:
+    """The citizen accepts that opening a registered document records a proof of receipt;
+    authentication, how they logged in, goes into the sealed evidence of handover."""
     if not document.is_registered:
         raise ValueError("only registered documents have a receipt to confirm")
     confirmed = mark_read(document=document)
@@ -416,7 +422,9 @@ def confirm_receipt(*, document: Document) -> bool:
         from ebox.evidence.xml import CONTENT_HANDOVER
 
         # Exactly once, even when two clicks race: the evidence is unique per event.
-        evidence.record_evidence(document, CONTENT_HANDOVER, at=document.read_at)
+        evidence.record_evidence(
+            document, CONTENT_HANDOVER, at=document.read_at, authentication=authentication
+        )
         log.info("receipt of registered document %s confirmed", document.id)
     return confirmed
 

@@ -17,6 +17,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -28,9 +29,11 @@ from flask_babel import format_decimal, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from ebox.accounts.models import WebSession
 from ebox.accounts.sessions import current_citizen, login_required
 from ebox.config import Settings
 from ebox.db_types import utcnow
+from ebox.evidence.xml import RecipientAuthentication
 from ebox.mailbox import queries, services
 from ebox.mailbox.forms import SHOW_ARCHIVE, SHOW_INBOX, InboxFilterForm
 from ebox.mailbox.models import Document
@@ -152,9 +155,22 @@ def _language() -> str:
 @login_required
 def confirm_receipt(document_id: uuid.UUID) -> ResponseReturnValue:
     document = _own_document(document_id)
-    if document.is_registered and services.confirm_receipt(document=document):
+    if document.is_registered and services.confirm_receipt(
+        document=document, authentication=_authentication()
+    ):
         _record(document, services.ACTION_RECEIPT_CONFIRMED)
     return redirect(url_for(".document", document_id=document.id), 303)
+
+
+def _authentication() -> RecipientAuthentication:
+    """How the citizen behind this session logged in, for the evidence of handover."""
+    web_session: WebSession = g.web_session
+    return RecipientAuthentication(
+        identity_provider=web_session.identity_provider,
+        authn_context=web_session.authn_context,
+        authenticated_at=web_session.authenticated_at,
+        assertion_id=web_session.assertion_id,
+    )
 
 
 @bp.get("/documents/<uuid:document_id>/content")

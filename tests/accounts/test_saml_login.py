@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from flask import g
 from lxml import etree
+from saml2.saml import AUTHN_PASSWORD_PROTECTED
 from sqlalchemy import func, select
 
 from ebox import national_number
@@ -14,6 +16,8 @@ from ebox.accounts.saml import language_from_idp
 from ebox.accounts.views import safe_next
 from ebox.db_types import utcnow
 from ebox.demo.idp import DEMO_CITIZENS
+from ebox.evidence.services import chain_of
+from ebox.evidence.xml import NAMESPACES
 from ebox.extensions import db
 from tests.accounts.saml_helpers import (
     answer_at_idp,
@@ -23,7 +27,8 @@ from tests.accounts.saml_helpers import (
     start_login,
     visit_protected_page,
 )
-from tests.factories import create_citizen
+from tests.factories import create_citizen, create_document
+from tests.mailbox.mailbox_helpers import post
 
 MD = "{urn:oasis:names:tc:SAML:2.0:metadata}"
 
@@ -205,3 +210,45 @@ def test_the_login_page_offers_the_federation_login_and_keeps_next(client):
     assert "Log in with eID / itsme / CSAM" in page
     assert 'href="/auth/saml/start?next=/documents/7"' in page
     assert "Demonstration mode" in page
+
+
+def test_the_session_keeps_how_the_identity_provider_authenticated_the_citizen(client):
+    before = utcnow()
+    log_in_through_idp(client)
+
+    with client.session_transaction() as session:
+        web_session = db.session.get(WebSession, uuid.UUID(session["sid"]))
+    assert web_session is not None
+    assert web_session.identity_provider.endswith("/demo/idp/metadata")
+    assert web_session.authn_context == AUTHN_PASSWORD_PROTECTED
+    assert web_session.authenticated_at is not None
+    assert abs((web_session.authenticated_at - before).total_seconds()) < 60
+    seen = db.session.get(SeenAssertion, web_session.assertion_id)
+    assert seen is not None  # the very assertion the login used
+
+
+def test_opening_registered_mail_seals_how_the_recipient_logged_in(app, client):
+    demo = DEMO_CITIZENS[0]
+    citizen = create_citizen(national_number=demo.national_number)
+    document = create_document(citizen, is_registered=True)
+    db.session.commit()
+    log_in_through_idp(client, citizen=demo.national_number)
+    with client.session_transaction() as session:
+        web_session = db.session.get(WebSession, uuid.UUID(session["sid"]))
+    assert web_session is not None
+
+    # The requests share the test's application context: forget the CSRF token cached in
+    # flask.g before the login cleared the session.
+    g.pop("csrf_token", None)
+    assert post(client, f"/documents/{document.id}/receipt").status_code == 303
+
+    handover = etree.fromstring(chain_of(document.id)[-1].xml)
+    login = handover.find("ev:Recipient/ev:Authentication", NAMESPACES)
+    assert login is not None
+    assert login.findtext("ev:IdentityProvider", namespaces=NAMESPACES) == (
+        web_session.identity_provider
+    )
+    assert login.findtext("ev:AuthnContextClassRef", namespaces=NAMESPACES) == (
+        AUTHN_PASSWORD_PROTECTED
+    )
+    assert login.findtext("ev:AssertionId", namespaces=NAMESPACES) == web_session.assertion_id

@@ -27,7 +27,7 @@ from ebox.evidence.proofs import InvalidChain, read_chain, read_evidence, render
 from ebox.evidence.seal import Seal, demo_seal
 from ebox.evidence.services import NOT_RETRIEVED
 from ebox.evidence.timestamp import TimestampError
-from ebox.evidence.xml import EvidenceFacts, build_and_seal, digest
+from ebox.evidence.xml import EvidenceFacts, RecipientAuthentication, build_and_seal, digest
 from tests.evidence.tsa_server import TimestampAuthority, unreachable_url
 from tests.evidence.verifiers import pdfsig
 
@@ -287,6 +287,32 @@ def test_a_non_retrieval_states_its_reason(render: Render, seal: Seal, tmp_path:
     assert NOT_RETRIEVED in english
     french = pdf_text(render(chain, language="fr"), tmp_path)
     assert "n’a pas été ouvert avant son expiration" in french
+
+
+def test_a_handover_states_how_the_recipient_had_logged_in(
+    render: Render, seal: Seal, tmp_path: Path
+) -> None:
+    login = RecipientAuthentication(
+        identity_provider="https://idp.federation.example",
+        authn_context="urn:be:fedict:iam:fas:citizen:eid",
+        authenticated_at=SUBMITTED + timedelta(hours=9),
+        assertion_id="_assertion-4711",
+    )
+    message_id = str(uuid.uuid4())
+    chain: list[bytes] = []
+    for position, event in enumerate(HANDED_OVER):
+        changes = {"recipient_authentication": login} if event == "ContentHandover" else {}
+        previous = digest(chain[-1]) if chain else None
+        facts = evidence_facts(event, message_id, position, previous, **changes)
+        chain.append(build_and_seal(facts, seal))
+
+    pdf = render(chain)
+    text = " ".join(pdf_text(pdf, tmp_path).split())
+
+    assert "Recipient logged in through https://idp.federation.example" in text
+    assert text.count("Recipient logged in") == 1  # under the handover only
+    assert "1/1" in text  # still one page
+    assert "urn:be:fedict:iam:fas:citizen:eid" in text and "_assertion-4711" in text
 
 
 def test_evidence_from_before_titles_were_recorded_gives_a_proof_without_them(
