@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 APPLICATION = "eBox RegisteredMail v1"
 NOT_RETRIEVED = "The document was not opened before its expiry; its content was deleted."
 _SEAL = "ebox.evidence.seal"
+# The events that end a chain: a document is opened, or expires unopened, never both.
+_FINAL_EVENTS = (xml.CONTENT_HANDOVER, xml.CONTENT_HANDOVER_FAILURE)
 
 
 def platform_seal() -> Seal:
@@ -58,12 +60,13 @@ def record_evidence(
     """Seal event as the next link of the document's chain, in the caller's transaction.
 
     Returns None when the document already has this event: concurrent openings, a retried job
-    or a rerun purge record it once. Flushes, never commits.
+    or a rerun purge record it once. Handover and non-retrieval end a chain: once either is
+    sealed, neither is sealed again. Flushes, never commits.
     """
     if not document.is_registered:
         raise ValueError("only registered documents have evidence")
     _lock(document)
-    if _existing(document, event) is not None:
+    if _existing(document, *(_FINAL_EVENTS if event in _FINAL_EVENTS else (event,))):
         return None
     previous = db.session.scalars(
         select(Evidence)
@@ -224,9 +227,9 @@ def _request_proof_after_commit(document_id: uuid.UUID) -> None:
     transactions.after_rollback(lambda: pending.discard(document_id))
 
 
-def _existing(document: Document, event: str) -> Evidence | None:
+def _existing(document: Document, *events: str) -> Evidence | None:
     return db.session.scalars(
-        select(Evidence).where(Evidence.document_id == document.id, Evidence.event == event)
+        select(Evidence).where(Evidence.document_id == document.id, Evidence.event.in_(events))
     ).first()
 
 

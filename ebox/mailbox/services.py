@@ -386,14 +386,20 @@ def mark_read(*, document: Document) -> bool:
     """Set read_at the first time only: it records when the citizen first opened the document.
 
     One conditional UPDATE, so that of two openings at the same moment exactly one is first
-    (the other waits for its row lock, then finds read_at set) and the first time is kept.
+    (the other waits for its row lock, then finds read_at set) and the first time is kept. A
+    document that expired, or that the purge deleted meanwhile, is never marked opened.
     """
     if document.read_at is not None:
         return False
     now = utcnow()
     result = db.session.execute(
         update(Document)
-        .where(Document.id == document.id, Document.read_at.is_(None))
+        .where(
+            Document.id == document.id,
+            Document.read_at.is_(None),
+            Document.deleted_at.is_(None),
+            Document.expires_at > now,
+        )
         .values(read_at=now)
         .execution_options(synchronize_session=False)
     )

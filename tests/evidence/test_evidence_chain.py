@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 
 from ebox.db_types import utcnow
 from ebox.evidence.models import Evidence
-from ebox.evidence.services import chain_of, platform_seal
-from ebox.evidence.xml import digest
+from ebox.evidence.services import chain_of, platform_seal, record_evidence
+from ebox.evidence.xml import CONTENT_HANDOVER_FAILURE, digest
 from ebox.extensions import db
 from ebox.mailbox.models import Document
 from ebox.mailbox.services import confirm_receipt
@@ -90,3 +90,22 @@ def test_an_unopened_registered_document_expires_with_non_retrieval_evidence_kep
     db.session.refresh(unopened)
     assert unopened.deleted_at is not None and unopened.storage_key is None
     assert purge_expired().documents == 0 and len(events(unopened)) == 3
+
+
+def test_a_document_is_opened_or_not_retrieved_never_both(app: Flask) -> None:
+    # The purge sealed the non-retrieval; a confirmation loaded just before it comes too late.
+    late = create_document(create_citizen(), is_registered=True)
+    purge_expired(late.expires_at + timedelta(seconds=1))
+    stale = db.session.get(Document, late.id)
+    assert stale is not None
+    assert confirm_receipt(document=stale) is False
+    db.session.commit()
+    assert events(late) == ["SubmissionAcceptance", "ContentConsignment", "ContentHandoverFailure"]
+    assert db.session.get(Document, late.id).read_at is None  # type: ignore[union-attr]
+
+    # Opened first: a purge that still sees it unread seals nothing more.
+    opened = create_document(create_citizen(), is_registered=True)
+    confirm_receipt(document=opened)
+    db.session.commit()
+    assert record_evidence(opened, CONTENT_HANDOVER_FAILURE) is None
+    assert events(opened) == ["SubmissionAcceptance", "ContentConsignment", "ContentHandover"]
