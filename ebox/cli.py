@@ -220,11 +220,21 @@ ebox_group.add_command(evidence_group)
     help="The seal's root CA (PEM) to trust. Default: EBOX_SEAL_CA_CERT, or the demo root.",
 )
 @click.option(
+    "--seal-cert",
+    "seal_certs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="eBox's sealing certificate (PEM); repeat for earlier ones. Default: EBOX_SEAL_CERT, "
+    "or the demo seal.",
+)
+@click.option(
     "--tsa-root",
     type=click.Path(exists=True, dir_okay=False),
     help="The timestamp authority's root CA (PEM); without it timestamps are read, not trusted.",
 )
-def evidence_verify_command(files: tuple[str, ...], root: str | None, tsa_root: str | None) -> None:
+def evidence_verify_command(
+    files: tuple[str, ...], root: str | None, seal_certs: tuple[str, ...], tsa_root: str | None
+) -> None:
     """Check PDF proofs of delivery and evidence XMLs (XMLs given together as one chain) and
     say what they prove, or exactly why they do not. Exit status 1 if any check fails."""
     from pathlib import Path
@@ -235,13 +245,18 @@ def evidence_verify_command(files: tuple[str, ...], root: str | None, tsa_root: 
     from ebox.evidence.verify import MAX_FILE_BYTES, Trust, verify_files
 
     settings = current_app.config["EBOX"]
-    root_file = Path(root or settings.seal_ca_cert or "")
-    if not root and not settings.seal_ca_cert:
-        root_file = settings.instance_path / DEMO_FOLDER / DEMO_FILES[0]
+    demo = settings.instance_path / DEMO_FOLDER
+    root_file = Path(root or settings.seal_ca_cert or demo / DEMO_FILES[0])
+    seal_files = [Path(name) for name in seal_certs] or [
+        Path(settings.seal_cert or demo / DEMO_FILES[2])
+    ]
     if not root_file.is_file():
         raise click.ClickException("no root to trust: give --root ROOT.pem")
+    if not all(path.is_file() for path in seal_files):
+        raise click.ClickException("no sealing certificate: give --seal-cert SEAL.pem")
     trust = Trust(
         seal_root_pem=root_file.read_bytes(),
+        seal_cert_pems=tuple(path.read_bytes() for path in seal_files),
         tsa_root_pem=Path(tsa_root).read_bytes() if tsa_root else None,
     )
     loaded = []

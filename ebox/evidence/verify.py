@@ -108,7 +108,15 @@ class Report:
 @dataclass(frozen=True)
 class Trust:
     seal_root_pem: bytes
+    # eBox's sealing certificates (the current one and any earlier ones): a certificate of
+    # another organisation under the same CA must not pass for eBox's seal.
+    seal_cert_pems: tuple[bytes, ...] = ()
     tsa_root_pem: bytes | None = None
+
+    def is_seal(self, der: bytes) -> bool:
+        return hashlib.sha256(der).digest() in {
+            hashlib.sha256(_certificate(pem).dump()).digest() for pem in self.seal_cert_pems
+        }
 
 
 def verify_files(files: Sequence[tuple[str, bytes]], trust: Trust) -> list[Report]:
@@ -158,6 +166,10 @@ def verify_pdf(name: str, data: bytes, trust: Trust) -> Report:
         return report
     signer = status.signing_cert.subject.human_friendly
     report.check(status.intact and status.valid, f"the PDF signature is intact ({signer})")
+    report.check(
+        trust.is_seal(status.signing_cert.dump()),
+        "the PDF is sealed with eBox's sealing certificate",
+    )
     report.check(status.trusted, "the PDF signer's certificate chains to the trusted root")
     report.check(
         status.coverage is not None and status.coverage.name == "ENTIRE_FILE",
@@ -198,6 +210,8 @@ def _verify_evidence(report: Report, data: bytes, trust: Trust, label: str = "ev
         return
     if not report.check(root.tag == f"{{{NS}}}Evidence", f"{label}: an eBox evidence document"):
         return
+    if not _plain_structure(report, root, label):
+        return
     signature = _the_signature(report, root, label)
     if signature is None:
         return
@@ -219,6 +233,49 @@ def _verify_evidence(report: Report, data: bytes, trust: Trust, label: str = "ev
             sha256=digest(data),
             login=_login(root),
         )
+    )
+
+
+# Each stated fact appears once: a second EventType, say, could be read instead of the first.
+_ONCE = (
+    "ev:EvidenceId",
+    "ev:EventType",
+    "ev:EventTime",
+    "ev:Issuer",
+    "ev:Issuer/ev:Name",
+    "ev:Issuer/ev:Url",
+    "ev:Sender",
+    "ev:Sender/ev:EnterpriseNumber",
+    "ev:Sender/ev:Name",
+    "ev:Sender/ev:Application",
+    "ev:Recipient",
+    "ev:Recipient/ev:NationalNumber",
+    "ev:Message",
+    "ev:Message/ev:PlatformMessageId",
+    "ev:Message/ev:SenderTicket",
+    "ev:Message/ev:SubmissionTime",
+    "ev:Message/ev:DocumentDigest",
+)
+_AT_MOST_ONCE = (
+    "ev:PreviousEvidenceDigest", "ev:Reason", "ev:Message/ev:SenderSequence",
+    "ev:Message/ev:Title", "ev:Message/ev:FileName", "ev:Recipient/ev:Authentication",
+)  # fmt: skip
+
+
+def _plain_structure(report: Report, root: etree._Element, label: str) -> bool:
+    """No comments or processing instructions (the signature's canonical form leaves comments
+    out, so one could split a value unnoticed), and every fact exactly once."""
+    hidden = any(
+        isinstance(node, etree._Comment | etree._ProcessingInstruction) for node in root.iter()
+    )
+    if not report.check(not hidden, f"{label}: no comments or processing instructions"):
+        return False
+    repeated = [path for path in _ONCE if len(root.findall(path, _EV)) != 1]
+    repeated += [path for path in _AT_MOST_ONCE if len(root.findall(path, _EV)) > 1]
+    return report.check(
+        not repeated,
+        f"{label}: every fact stated exactly once"
+        + (f" (not so: {', '.join(repeated)})" if repeated else ""),
     )
 
 
@@ -255,6 +312,17 @@ def _the_signature(report: Report, root: etree._Element, label: str) -> etree._E
 def _signature_verifies(
     report: Report, signature: etree._Element, trust: Trust, label: str
 ) -> bool:
+    certificates = signature.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", _EV)
+    signer = (
+        base64.b64decode("".join((certificates[0].text or "").split()))
+        if len(certificates) == 1
+        else b""
+    )
+    if not report.check(
+        bool(signer) and trust.is_seal(signer),
+        f"{label}: sealed with eBox's sealing certificate (and no other certificate given)",
+    ):
+        return False
     manager = xmlsec.KeysManager()
     manager.load_cert_from_memory(
         trust.seal_root_pem, constants.KeyDataFormatCertPem, constants.KeyDataTypeTrusted
@@ -278,6 +346,8 @@ def _timestamp(
 ) -> datetime | None:
     encoded = signature.findtext("ds:Object/ev:SignatureTimeStamp", namespaces=_EV)
     if encoded is None:
+        if trust.tsa_root_pem:
+            report.check(False, f"{label}: no timestamp, though a timestamp root was given")
         return None
     signature_value = base64.b64decode(signature.findtext("ds:SignatureValue", "", _EV))
     try:
@@ -310,7 +380,8 @@ def _timestamp(
     else:
         where = "(authority not checked: no --tsa-root)"
     report.check(good, f"{label}: the signature was timestamped at {_utc(moment)} {where}")
-    return moment
+    # Only a time from a trusted authority is part of what the evidence proves.
+    return moment if good and trust.tsa_root_pem else None
 
 
 def _check_chain(report: Report, evidence: Iterable[Evidence]) -> None:
