@@ -22,6 +22,7 @@ from sqlalchemy import Select, select, update
 from ebox import transactions
 from ebox.db_types import utcnow
 from ebox.evidence.services import NOT_RETRIEVED, record_evidence
+from ebox.evidence.timestamp import TimestampError
 from ebox.evidence.xml import CONTENT_HANDOVER_FAILURE
 from ebox.extensions import db
 from ebox.mailbox.models import Document
@@ -40,6 +41,8 @@ ORPHAN_PAGE = 1000
 class PurgeSummary:
     documents: int = 0
     objects_removed: int = 0
+    # Registered documents left for the next run: their non-retrieval could not be sealed.
+    postponed: int = 0
 
 
 def purge_expired(
@@ -52,22 +55,23 @@ def purge_expired(
     now = now or utcnow()
     summary = PurgeSummary()
     summary.objects_removed += _remove_marked_objects(batch_size)
+    postponed: set[uuid.UUID] = set()
     while True:
+        candidates = select(Document.id).where(
+            Document.deleted_at.is_(None), Document.expires_at <= now
+        )
+        if postponed:
+            candidates = candidates.where(Document.id.not_in(postponed))
         expired = (
-            db.session.execute(
-                _locked(
-                    select(Document.id)
-                    .where(Document.deleted_at.is_(None), Document.expires_at <= now)
-                    .order_by(Document.expires_at)
-                    .limit(batch_size)
-                )
-            )
+            db.session.execute(_locked(candidates.order_by(Document.expires_at).limit(batch_size)))
             .scalars()
             .all()
         )
         if not expired:
             break
-        _seal_non_retrieval(expired)
+        unsealed = _seal_non_retrieval(expired)
+        postponed |= unsealed
+        expired = [document_id for document_id in expired if document_id not in unsealed]
         db.session.execute(
             update(Document)
             .where(Document.id.in_(expired))
@@ -86,6 +90,13 @@ def purge_expired(
         summary.objects_removed += _remove_marked_objects(batch_size)
         if progress:
             progress(summary)
+    summary.postponed = len(postponed)
+    if postponed:
+        log.warning(
+            "purge: %d unopened registered documents kept for the next run: their "
+            "non-retrieval evidence could not be sealed",
+            len(postponed),
+        )
     if summary.documents:
         log.info(
             "purge: %d expired documents deleted, %d objects removed",
@@ -95,9 +106,10 @@ def purge_expired(
     return summary
 
 
-def _seal_non_retrieval(document_ids: Sequence[uuid.UUID]) -> None:
+def _seal_non_retrieval(document_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
     """Registered documents never opened: the evidence of it is sealed before the content goes,
-    in the same transaction."""
+    in the same transaction. Returns those whose evidence could not be sealed (the timestamp
+    authority down): they must keep their content until it can."""
     unopened = db.session.scalars(
         select(Document).where(
             Document.id.in_(document_ids),
@@ -105,10 +117,16 @@ def _seal_non_retrieval(document_ids: Sequence[uuid.UUID]) -> None:
             Document.read_at.is_(None),
         )
     ).all()
+    unsealed: set[uuid.UUID] = set()
     for document in unopened:
-        record_evidence(
-            document, CONTENT_HANDOVER_FAILURE, at=document.expires_at, reason=NOT_RETRIEVED
-        )
+        try:
+            record_evidence(
+                document, CONTENT_HANDOVER_FAILURE, at=document.expires_at, reason=NOT_RETRIEVED
+            )
+        except TimestampError as error:
+            log.warning("non-retrieval of %s not sealed yet: %s", document.id, error)
+            unsealed.add(document.id)
+    return unsealed
 
 
 def _remove_marked_objects(batch_size: int) -> int:

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from lxml import etree
 from sqlalchemy import select
+from sqlalchemy.orm import load_only
 
 from ebox.evidence import services as evidence
 from ebox.evidence.models import Evidence
@@ -125,12 +126,13 @@ def get_registered_mail_status(request: etree._Element, sender: Sender | None) -
 
 
 def _chains(document_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Evidence]]:
-    """Every document's evidence in chain order, in one query."""
+    """Every document's evidence in chain order, in one query, without the XML itself."""
     chains: dict[uuid.UUID, list[Evidence]] = {}
     if not document_ids:
         return chains
     rows = db.session.scalars(
         select(Evidence)
+        .options(load_only(Evidence.document_id, Evidence.event, Evidence.event_at))
         .where(Evidence.document_id.in_(document_ids))
         .order_by(Evidence.document_id, Evidence.position)
     )
@@ -153,6 +155,12 @@ def get_proof_of_delivery(request: etree._Element, sender: Sender | None) -> etr
             f"No registered message {document_id} of this sender is known.",
         )
     chain = evidence.chain_of(document.id)
+    if not chain:
+        raise SoapFault(
+            faults.MESSAGE_NOT_FOUND,
+            f"The evidence of registered message {document_id} is past its retention period "
+            "and was deleted.",
+        )
     proof = evidence.latest_proof(document.id)
     if proof is None or proof.evidence_count < len(chain):
         raise SoapFault(

@@ -19,6 +19,7 @@ from ebox.extensions import db
 from ebox.mailbox.models import Document
 from ebox.mailbox.services import confirm_receipt
 from ebox.retention.services import purge_expired
+from tests.evidence.tsa_server import unreachable_url
 from tests.factories import create_citizen, create_document, login
 from tests.mailbox.mailbox_helpers import post
 
@@ -109,3 +110,27 @@ def test_a_document_is_opened_or_not_retrieved_never_both(app: Flask) -> None:
     db.session.commit()
     assert record_evidence(opened, CONTENT_HANDOVER_FAILURE) is None
     assert events(opened) == ["SubmissionAcceptance", "ContentConsignment", "ContentHandover"]
+
+
+def test_with_the_timestamp_authority_down_the_purge_keeps_only_unsealed_registered_documents(
+    app: Flask,
+) -> None:
+    registered = create_document(create_citizen(), is_registered=True)
+    plain = create_document(create_citizen())
+    settings = app.config["EBOX"]
+    settings.tsa_url = unreachable_url()
+    try:
+        summary = purge_expired(registered.expires_at + timedelta(seconds=1))
+    finally:
+        settings.tsa_url = ""
+
+    db.session.expire_all()
+    assert (summary.documents, summary.postponed) == (1, 1)
+    assert db.session.get(Document, plain.id).deleted_at is not None  # type: ignore[union-attr]
+    kept = db.session.get(Document, registered.id)
+    assert kept is not None and kept.deleted_at is None and kept.title is not None
+    assert events(registered) == ["SubmissionAcceptance", "ContentConsignment"]
+
+    # The authority is back: the next run seals the non-retrieval, then deletes.
+    assert purge_expired(registered.expires_at + timedelta(seconds=1)).documents == 1
+    assert events(registered)[-1] == "ContentHandoverFailure"

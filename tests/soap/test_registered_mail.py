@@ -21,9 +21,10 @@ from sqlalchemy import select
 
 from ebox import create_app
 from ebox.audit.models import AuditEvent
+from ebox.db_types import utcnow
 from ebox.demo.pdf import make_pdf
 from ebox.evidence.models import DeliveryProof, Evidence
-from ebox.evidence.services import platform_seal
+from ebox.evidence.services import forget_expired_evidence, platform_seal
 from ebox.evidence.xml import NS as EVIDENCE_NS
 from ebox.evidence.xml import signature_timestamp
 from ebox.extensions import db
@@ -505,3 +506,16 @@ def test_with_the_authority_down_nothing_is_published_and_the_sender_may_retry(
     assert db.session.scalars(select(Document)).all() == []
     assert db.session.scalars(select(Evidence)).all() == []
     assert send(rm_client).EboxMessageId  # the same message goes through once it is back
+
+
+def test_once_evidence_is_past_retention_the_proof_is_answered_as_gone(
+    app: Flask, sender: Sender, rm_client: zeep.Client, jobs: Queue
+) -> None:
+    answer = send(rm_client)
+    work(app, jobs)
+    forget_expired_evidence(utcnow() + timedelta(days=365 * 11))
+
+    fault = refused(rm_client.service.getProofOfDelivery, EboxMessageId=answer.EboxMessageId)
+
+    assert fault_code(fault) == "MESSAGE_NOT_FOUND"
+    assert "past its retention period" in fault.message
