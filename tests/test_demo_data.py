@@ -36,3 +36,18 @@ def test_demo_documents_are_real_pdfs(runner):
         content_key_id=document.content_key_id,
     ).read()
     assert content.startswith(b"%PDF-1.4") and content.rstrip().endswith(b"%%EOF")
+
+
+def test_a_demo_registered_letter_opened_gets_its_proof(runner):
+    from ebox.evidence.jobs import make_proof
+    from ebox.evidence.services import chain_of
+    from ebox.mailbox.services import confirm_receipt
+
+    assert runner.invoke(args=["ebox", "demo-data"]).exit_code == 0
+    letter = db.session.scalars(select(Document).where(Document.is_registered)).first()
+    assert letter is not None
+    assert chain_of(letter.id)[0].event_at == letter.published_at  # back-dated, and sealed so
+    confirm_receipt(document=letter)
+    db.session.commit()
+
+    assert make_proof(str(letter.id)) == 1  # the chain reads as one message

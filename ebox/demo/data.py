@@ -257,11 +257,11 @@ def _document(
             media_type="application/pdf",
             expires_at=utcnow() + timedelta(days=days),
             is_registered=registered,
+            # Spread over the past weeks, as a real inbox is; the first is the newest.
+            published_at=utcnow() - timedelta(days=6 * age, hours=3 * age),
         ),
         pdf,
     )
-    # Spread over the past weeks, as a real inbox is; the first demo document is the newest.
-    document.published_at = utcnow() - timedelta(days=6 * age, hours=3 * age)
     if read:
         document.read_at = utcnow()
     return 1

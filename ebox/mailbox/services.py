@@ -88,6 +88,9 @@ class Publication:
     expires_at: datetime | None = None
     is_registered: bool = False
     digest: Digest | None = None
+    # Only the demo data sets it, to spread its documents over past weeks: everything else is
+    # published, and its evidence sealed, now.
+    published_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,7 @@ def _new_document(publication: Publication, recipient: str, stored: StoredConten
         content_key=stored.content_key,
         content_key_id=stored.content_key_id,
         is_registered=publication.is_registered,
-        published_at=utcnow(),
+        published_at=publication.published_at or utcnow(),
         expires_at=publication.expires_at or default_expiry(publication.message_type),
     )
 
