@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -13,6 +14,7 @@ from typing import Any
 from babel.support import Translations
 from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy import select
 
 from ebox.db_types import utcnow
@@ -76,7 +78,16 @@ def phone_context(browser: Browser, server: LiveServer) -> BrowserContext:
 
 
 def assert_fits_phone(page: Page) -> None:
-    """Nothing on the page is wider than the phone: no sideways scrolling at 360 px."""
+    """Nothing on the page is wider than the phone: no sideways scrolling at 360 px.
+
+    Layout may still be settling just after a navigation on a loaded machine: the page gets two
+    seconds to fit before it counts as too wide."""
+    with contextlib.suppress(PlaywrightTimeoutError):
+        page.wait_for_function(
+            "(limit) => document.documentElement.scrollWidth <= limit",
+            arg=PHONE["width"],
+            timeout=2000,
+        )
     width = page.evaluate("document.documentElement.scrollWidth")
     if width > PHONE["width"]:
         culprits = page.evaluate(
