@@ -56,6 +56,7 @@ def record_evidence(
     at: datetime | None = None,
     reason: str | None = None,
     authentication: xml.RecipientAuthentication | None = None,
+    sender_certificate_sha256: str | None = None,
 ) -> Evidence | None:
     """Seal event as the next link of the document's chain, in the caller's transaction.
 
@@ -99,6 +100,9 @@ def record_evidence(
             document_title=document.title,
             document_file_name=document.file_name,
             recipient_authentication=authentication,
+            sender_certificate_sha256=sender_certificate_sha256,
+            available_until=document.expires_at,
+            sealing_time=utcnow(),
         ),
         platform_seal(),
         tsa_url=settings.tsa_url or None,

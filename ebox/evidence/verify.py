@@ -24,9 +24,11 @@ import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import xmlsec
 from asn1crypto import cms, tsp
+from asn1crypto import pem as asn1_pem
 from asn1crypto import x509 as asn1_x509
 from lxml import etree
 from pyhanko.pdf_utils.generic import ArrayObject, DictionaryObject
@@ -34,7 +36,12 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
-from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.errors import (
+    InvalidCertificateError,
+    PathBuildingError,
+    PathValidationError,
+)
 from xmlsec import constants
 
 from ebox.evidence.xml import DS, EVENT_URI, NS, digest
@@ -149,18 +156,23 @@ def verify_pdf(name: str, data: bytes, trust: Trust) -> Report:
     if not report.check(len(signatures) == 1, f"one signature ({len(signatures)} found)"):
         return report
     signature = signatures[0]
-    seal_context = ValidationContext(trust_roots=[_certificate(trust.seal_root_pem)])
     tsa_context = (
         ValidationContext(trust_roots=[_certificate(trust.tsa_root_pem)])
         if trust.tsa_root_pem
         else None
     )
     try:
-        status = validate_pdf_signature(
-            signature,
-            signer_validation_context=seal_context,
-            ts_validation_context=tsa_context,
+        status = _pdf_status(signature, trust, tsa_context, moment=None)
+        token = status.timestamp_validity
+        proven_time = (
+            token.timestamp
+            if token is not None and tsa_context is not None and token.trusted and token.valid
+            else None
         )
+        if proven_time is not None:
+            # The seal certificate must have been valid when the timestamp proves the PDF
+            # existed, not now: it expires years before the proof's retention ends.
+            status = _pdf_status(signature, trust, tsa_context, moment=proven_time)
     except SignatureValidationError as error:
         report.check(False, f"the PDF signature does not validate: {error}")
         return report
@@ -170,19 +182,22 @@ def verify_pdf(name: str, data: bytes, trust: Trust) -> Report:
         trust.is_seal(status.signing_cert.dump()),
         "the PDF is sealed with eBox's sealing certificate",
     )
-    report.check(status.trusted, "the PDF signer's certificate chains to the trusted root")
+    when = f"at the timestamp, {_utc(proven_time)}" if proven_time else "now"
+    report.check(
+        status.trusted, f"the PDF signer's certificate chains to the trusted root, valid {when}"
+    )
     report.check(
         status.coverage is not None and status.coverage.name == "ENTIRE_FILE",
         "the signature covers the whole file (nothing added after signing)",
     )
-    token = status.timestamp_validity
     if token is not None:
-        trusted = token.trusted if tsa_context is not None else None
         report.check(
-            token.intact and token.valid and trusted is not False,
+            token.intact and token.valid and (tsa_context is None or token.trusted),
             f"the PDF signature is timestamped at {_utc(token.timestamp)}"
             + ("" if tsa_context is not None else " (authority not checked: no --tsa-root)"),
         )
+    elif tsa_context is not None:
+        report.check(False, "the PDF has no timestamp, though a timestamp root was given")
     if not report.ok:
         return report  # an unsigned or altered file's attachments prove nothing
     try:
@@ -197,6 +212,17 @@ def verify_pdf(name: str, data: bytes, trust: Trust) -> Report:
     if report.ok:
         _check_chain(report, report.evidence)
     return report
+
+
+def _pdf_status(
+    signature: Any, trust: Trust, tsa_context: ValidationContext | None, moment: datetime | None
+) -> Any:
+    seal_context = ValidationContext(
+        trust_roots=[_certificate(trust.seal_root_pem)], moment=moment, allow_fetching=False
+    )
+    return validate_pdf_signature(
+        signature, signer_validation_context=seal_context, ts_validation_context=tsa_context
+    )
 
 
 def _verify_evidence(report: Report, data: bytes, trust: Trust, label: str = "evidence") -> None:
@@ -215,9 +241,11 @@ def _verify_evidence(report: Report, data: bytes, trust: Trust, label: str = "ev
     signature = _the_signature(report, root, label)
     if signature is None:
         return
-    if not _signature_verifies(report, signature, trust, label):
+    signer = _signer(report, signature, trust, label)
+    if signer is None or not _signature_verifies(report, signature, signer, label):
         return
     stamp = _timestamp(report, signature, trust, label)
+    _certificate_valid(report, signer, trust, stamp, label)
     report.evidence.append(
         Evidence(
             evidence_id=_text(root, "ev:EvidenceId"),
@@ -259,6 +287,7 @@ _ONCE = (
 _AT_MOST_ONCE = (
     "ev:PreviousEvidenceDigest", "ev:Reason", "ev:Message/ev:SenderSequence",
     "ev:Message/ev:Title", "ev:Message/ev:FileName", "ev:Recipient/ev:Authentication",
+    "ev:SealingTime", "ev:Sender/ev:CertificateDigest", "ev:Message/ev:AvailableUntil",
 )  # fmt: skip
 
 
@@ -309,9 +338,8 @@ def _the_signature(report: Report, root: etree._Element, label: str) -> etree._E
     return signature
 
 
-def _signature_verifies(
-    report: Report, signature: etree._Element, trust: Trust, label: str
-) -> bool:
+def _signer(report: Report, signature: etree._Element, trust: Trust, label: str) -> bytes | None:
+    """The DER certificate the evidence was sealed with, if it is eBox's seal and the only one."""
     certificates = signature.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", _EV)
     signer = (
         base64.b64decode("".join((certificates[0].text or "").split()))
@@ -322,23 +350,46 @@ def _signature_verifies(
         bool(signer) and trust.is_seal(signer),
         f"{label}: sealed with eBox's sealing certificate (and no other certificate given)",
     ):
-        return False
-    manager = xmlsec.KeysManager()
-    manager.load_cert_from_memory(
-        trust.seal_root_pem, constants.KeyDataFormatCertPem, constants.KeyDataTypeTrusted
+        return None
+    return signer
+
+
+def _signature_verifies(
+    report: Report, signature: etree._Element, signer: bytes, label: str
+) -> bool:
+    """The signature itself, with the seal's key: the certificate's validity is checked apart,
+    at the time a trusted timestamp proves (a seal certificate expires long before its
+    evidence does)."""
+    context = xmlsec.SignatureContext()
+    context.key = xmlsec.Key.from_memory(
+        asn1_pem.armor("CERTIFICATE", signer), constants.KeyDataFormatCertPem
     )
-    # The stubs miss the manager argument; with it, the certificate in KeyInfo must chain to
-    # the trusted root, as with `xmlsec1 --trusted-pem`.
-    context = xmlsec.SignatureContext(manager)  # type: ignore[call-arg]
     try:
         context.verify(signature)
     except xmlsec.Error:
-        return report.check(
-            False,
-            f"{label}: the seal signature does not verify against the trusted root "
-            "(altered, or sealed by another certificate)",
-        )
-    return report.check(True, f"{label}: the seal signature verifies and chains to the root")
+        return report.check(False, f"{label}: the seal signature does not verify (altered)")
+    return report.check(True, f"{label}: the seal signature verifies")
+
+
+def _certificate_valid(
+    report: Report, signer: bytes, trust: Trust, moment: datetime | None, label: str
+) -> None:
+    """The seal certificate chains to the trusted root and was valid at moment (a trusted
+    timestamp's time), or now when there is none."""
+    context = ValidationContext(
+        trust_roots=[_certificate(trust.seal_root_pem)], moment=moment, allow_fetching=False
+    )
+    validator = CertificateValidator(asn1_x509.Certificate.load(signer), validation_context=context)
+    when = f"at the timestamp, {_utc(moment)}" if moment else "now"
+    try:
+        asyncio.run(validator.async_validate_usage({"digital_signature"}))
+    except (PathBuildingError, PathValidationError, InvalidCertificateError) as error:
+        report.check(
+            False, f"{label}: the seal certificate does not chain to the trusted root, "
+            f"or was not valid {when}: {error}",
+        )  # fmt: skip
+        return
+    report.check(True, f"{label}: the seal certificate chains to the trusted root, valid {when}")
 
 
 def _timestamp(
@@ -445,8 +496,6 @@ def _text(root: etree._Element, path: str) -> str:
 
 
 def _certificate(pem: bytes | None) -> asn1_x509.Certificate:
-    from asn1crypto import pem as asn1_pem
-
     assert pem is not None
     _, _, der = asn1_pem.unarmor(pem)
     return asn1_x509.Certificate.load(der)

@@ -82,6 +82,13 @@ class EvidenceFacts:
     document_title: str | None = None
     document_file_name: str | None = None
     recipient_authentication: RecipientAuthentication | None = None
+    # The certificate the sender's request was signed with (SubmissionAcceptance).
+    sender_certificate_sha256: str | None = None
+    # Until when the document is (or was) available to the recipient.
+    available_until: datetime | None = None
+    # When the platform sealed this evidence; it may come after the event (a non-retrieval is
+    # sealed by the purge that follows the expiry).
+    sealing_time: datetime | None = None
 
 
 def build_and_seal(facts: EvidenceFacts, seal: Seal, *, tsa_url: str | None = None) -> bytes:
@@ -96,6 +103,8 @@ def build_and_seal(facts: EvidenceFacts, seal: Seal, *, tsa_url: str | None = No
     _add(root, "EvidenceId", facts.evidence_id)
     _add(root, "EventType", EVENT_URI + facts.event)
     _add(root, "EventTime", _utc(facts.event_time))
+    if facts.sealing_time is not None:
+        _add(root, "SealingTime", _utc(facts.sealing_time))
     issuer = _add(root, "Issuer")
     _add(issuer, "Name", facts.issuer_name)
     _add(issuer, "Url", facts.issuer_url)
@@ -103,6 +112,10 @@ def build_and_seal(facts: EvidenceFacts, seal: Seal, *, tsa_url: str | None = No
     _add(sender, "EnterpriseNumber", facts.sender_enterprise_number)
     _add(sender, "Name", facts.sender_name)
     _add(sender, "Application", facts.sender_application)
+    if facts.sender_certificate_sha256 is not None:
+        _add(sender, "CertificateDigest", facts.sender_certificate_sha256).set(
+            "Algorithm", SHA256_URI
+        )
     recipient = _add(root, "Recipient")
     _add(recipient, "NationalNumber", facts.recipient_national_number)
     if facts.recipient_authentication is not None:
@@ -118,6 +131,8 @@ def build_and_seal(facts: EvidenceFacts, seal: Seal, *, tsa_url: str | None = No
     if facts.document_file_name is not None:
         _add(message, "FileName", facts.document_file_name)
     _add(message, "DocumentDigest", facts.document_sha256).set("Algorithm", SHA256_URI)
+    if facts.available_until is not None:
+        _add(message, "AvailableUntil", _utc(facts.available_until))
     if facts.previous_evidence_sha256 is not None:
         previous = _add(root, "PreviousEvidenceDigest", facts.previous_evidence_sha256)
         previous.set("Algorithm", SHA256_URI)

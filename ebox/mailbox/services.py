@@ -88,6 +88,9 @@ class Publication:
     expires_at: datetime | None = None
     is_registered: bool = False
     digest: Digest | None = None
+    # The certificate the publication request was signed with (SHA-256, hex): the evidence of
+    # a registered document's acceptance names it.
+    sender_certificate_sha256: str | None = None
     # Only the demo data sets it, to spread its documents over past weeks: everything else is
     # published, and its evidence sealed, now.
     published_at: datetime | None = None
@@ -172,7 +175,12 @@ def publish(publication: Publication, content: BinaryIO | bytes) -> Published:
         from ebox.evidence.xml import CONTENT_CONSIGNMENT, SUBMISSION_ACCEPTANCE
 
         # Accepted, and at once available in the citizen's eBox: both sealed with the row.
-        evidence.record_evidence(document, SUBMISSION_ACCEPTANCE, at=document.published_at)
+        evidence.record_evidence(
+            document,
+            SUBMISSION_ACCEPTANCE,
+            at=document.published_at,
+            sender_certificate_sha256=publication.sender_certificate_sha256,
+        )
         evidence.record_evidence(document, CONTENT_CONSIGNMENT, at=document.published_at)
     log.info("document %s published by sender %s", document.id, publication.sender.id)
     return Published(document, is_new=True)

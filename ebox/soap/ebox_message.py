@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from ebox.senders.models import MessageType, Sender
 from ebox.soap import faults
 from ebox.soap.envelope import EBOX_NS, ebox, element
 from ebox.soap.faults import SoapFault
-from ebox.soap.service import Operation, Service
+from ebox.soap.service import Caller, Operation, Service
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +88,14 @@ def _xsd_datetime(moment: datetime) -> str:
 # --- publishEboxMessage ---------------------------------------------------------------------
 
 
-def publish_ebox_message(request: etree._Element, sender: Sender | None) -> etree._Element:
-    assert sender is not None  # only healthCheck is anonymous
+def publish_ebox_message(request: etree._Element, caller: Caller | None) -> etree._Element:
+    assert caller is not None  # only healthCheck is anonymous
     if _text(request, "RegisteredMail") in ("true", "1"):
         raise SoapFault(
             faults.REGISTERED_MAIL_NOT_HERE,
             "Registered mail is not accepted by publishEboxMessage: it has a service of its own.",
         )
-    document = publish(request, sender, is_registered=False)
+    document = publish(request, caller, is_registered=False)
     return element(
         "publishEboxMessageResponse",
         None,
@@ -104,12 +105,15 @@ def publish_ebox_message(request: etree._Element, sender: Sender | None) -> etre
     )
 
 
-def publish(request: etree._Element, sender: Sender, *, is_registered: bool) -> Document:
+def publish(request: etree._Element, caller: Caller, *, is_registered: bool) -> Document:
     """Publish what a validated publication request describes, audited; refusals as Faults."""
+    sender = caller.sender
     try:
-        published = mailbox.publish(
-            _publication(request, sender, is_registered=is_registered), _content(request)
+        publication = _publication(request, sender, is_registered=is_registered)
+        publication = dataclasses.replace(
+            publication, sender_certificate_sha256=caller.certificate_sha256
         )
+        published = mailbox.publish(publication, _content(request))
     except mailbox.PublicationRefused as refusal:
         code = _REFUSAL_TO_FAULT.get(refusal.code, refusal.code)
         raise SoapFault(code, refusal.message) from None
@@ -200,7 +204,7 @@ def _audit_publication(sender: Sender, document: Document, *, is_new: bool) -> N
 # --- hasAnEbox ------------------------------------------------------------------------------
 
 
-def has_an_ebox(request: etree._Element, sender: Sender | None) -> etree._Element:
+def has_an_ebox(request: etree._Element, caller: Caller | None) -> etree._Element:
     numbers = [node.text or "" for node in request.iterfind(ebox("NationalNumber"))]
     _check_count(len(numbers), MAX_NATIONAL_NUMBERS, "national numbers")
     for position, number in enumerate(numbers, start=1):
@@ -242,8 +246,9 @@ class Query:
     sequence: int | None
 
 
-def get_message_status(request: etree._Element, sender: Sender | None) -> etree._Element:
-    assert sender is not None
+def get_message_status(request: etree._Element, caller: Caller | None) -> etree._Element:
+    assert caller is not None
+    sender = caller.sender
     queries = queries_of(request)
     documents = own_documents(sender, queries)
     now = utcnow()
@@ -325,7 +330,7 @@ def copy_query(query: etree._Element) -> etree._Element:
 # --- healthCheck ----------------------------------------------------------------------------
 
 
-def health_check(request: etree._Element, sender: Sender | None) -> etree._Element:
+def health_check(request: etree._Element, caller: Caller | None) -> etree._Element:
     level = _required(request, "Level")
     checks: dict[str, Callable[[], None]] = {}
     if level in ("DEFAULT", "DEEP"):

@@ -22,11 +22,10 @@ from ebox.evidence.xml import SUBMISSION_ACCEPTANCE
 from ebox.extensions import db
 from ebox.mailbox import services as mailbox
 from ebox.mailbox.models import Document
-from ebox.senders.models import Sender
 from ebox.soap import ebox_message, faults
 from ebox.soap.envelope import element_in
 from ebox.soap.faults import SoapFault
-from ebox.soap.service import Operation, Service
+from ebox.soap.service import Caller, Operation, Service
 
 NS = "urn:ebox:ns:RegisteredMail:v1"
 
@@ -39,14 +38,14 @@ def _qualified(name: str) -> str:
     return f"{{{NS}}}{name}"
 
 
-def _authorised(sender: Sender | None) -> Sender:
-    assert sender is not None  # no operation here is anonymous
-    if not sender.may_send_registered:
+def _authorised(caller: Caller | None) -> Caller:
+    assert caller is not None  # no operation here is anonymous
+    if not caller.sender.may_send_registered:
         raise SoapFault(
             faults.REGISTERED_MAIL_NOT_ALLOWED,
             "This sender is not approved for registered mail; ask eBox support to grant it.",
         )
-    return sender
+    return caller
 
 
 def _xsd_datetime(moment: datetime) -> str:
@@ -67,8 +66,8 @@ def _evidence_element(name: str, item: Evidence) -> etree._Element:
 # --- sendRegisteredDocument -----------------------------------------------------------------
 
 
-def send_registered_document(request: etree._Element, sender: Sender | None) -> etree._Element:
-    document = ebox_message.publish(request, _authorised(sender), is_registered=True)
+def send_registered_document(request: etree._Element, caller: Caller | None) -> etree._Element:
+    document = ebox_message.publish(request, _authorised(caller), is_registered=True)
     chain = evidence.chain_of(document.id)
     acceptance = next(item for item in chain if item.event == SUBMISSION_ACCEPTANCE)
     return _element(
@@ -84,8 +83,8 @@ def send_registered_document(request: etree._Element, sender: Sender | None) -> 
 # --- getRegisteredMailStatus ----------------------------------------------------------------
 
 
-def get_registered_mail_status(request: etree._Element, sender: Sender | None) -> etree._Element:
-    sender = _authorised(sender)
+def get_registered_mail_status(request: etree._Element, caller: Caller | None) -> etree._Element:
+    sender = _authorised(caller).sender
     queries = ebox_message.queries_of(request)
     documents = [
         document
@@ -144,8 +143,8 @@ def _chains(document_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Evidence]]:
 # --- getProofOfDelivery ---------------------------------------------------------------------
 
 
-def get_proof_of_delivery(request: etree._Element, sender: Sender | None) -> etree._Element:
-    sender = _authorised(sender)
+def get_proof_of_delivery(request: etree._Element, caller: Caller | None) -> etree._Element:
+    sender = _authorised(caller).sender
     document_id = uuid.UUID(request.findtext(_qualified("EboxMessageId")) or "")
     document = db.session.get(Document, document_id)
     # Another sender's message is answered exactly like a missing one.

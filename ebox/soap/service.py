@@ -26,9 +26,18 @@ _XS_NS = "http://www.w3.org/2001/XMLSchema"
 
 
 @dataclass(frozen=True)
+class Caller:
+    """Who signed the request: the sender, and the certificate it signed with."""
+
+    sender: Sender
+    certificate_sha256: str
+
+
+@dataclass(frozen=True)
 class Operation:
     name: str
-    run: Callable[[etree._Element, Sender | None], etree._Element]
+    # The validated request element and its caller (None for an unsigned anonymous call).
+    run: Callable[[etree._Element, Caller | None], etree._Element]
     # (repeated child, most accepted): counted before validation, to answer TOO_MANY_IDS.
     limit: tuple[str, int] | None = None
     # May be called without a signature (it reveals nothing).

@@ -22,11 +22,10 @@ from ebox.config import Settings
 from ebox.db_types import utcnow
 from ebox.extensions import csrf
 from ebox.redis_connection import connect
-from ebox.senders.models import Sender
 from ebox.soap import ebox_message, faults, registered_mail
 from ebox.soap import envelope as soap_envelope
 from ebox.soap.faults import SoapFault
-from ebox.soap.service import Operation, Service
+from ebox.soap.service import Caller, Operation, Service
 from ebox.soap.xml import SOAP11_NS, parse_envelope
 
 log = logging.getLogger(__name__)
@@ -116,8 +115,8 @@ def _handle(service: Service, call: _Call) -> etree._Element:
     envelope = parse_envelope(
         _read_body(settings.soap_max_request_bytes), max_bytes=settings.soap_max_request_bytes
     )
-    body, sender = _authenticate(service, envelope)
-    call.sender_id = sender.id if sender is not None else None
+    body, caller = _authenticate(service, envelope)
+    call.sender_id = caller.sender.id if caller is not None else None
     payload = _payload(body)
     call.payload = payload
     operation = service.operations.get(str(payload.tag))
@@ -129,7 +128,7 @@ def _handle(service: Service, call: _Call) -> etree._Element:
     call.operation = operation
     _check_limit(operation, payload)
     _validate(service, payload)
-    return operation.run(payload, sender)
+    return operation.run(payload, caller)
 
 
 def _read_body(limit: int) -> bytes:
@@ -151,7 +150,7 @@ def _read_body(limit: int) -> bytes:
 
 def _authenticate(
     service: Service, envelope: etree._Element
-) -> tuple[etree._Element, Sender | None]:
+) -> tuple[etree._Element, Caller | None]:
     """The Body to process and who signed it; None for an unsigned anonymous operation."""
     if not _has_security_header(envelope):
         body = envelope.find(f"{{{SOAP11_NS}}}Body")
@@ -163,7 +162,8 @@ def _authenticate(
 
     guard = ReplayGuard(redis_for_app())
     authenticated = authenticate(envelope, now=utcnow(), replay_guard=guard)
-    return authenticated.body, authenticated.sender
+    caller = Caller(authenticated.sender, authenticated.certificate.fingerprint_sha256)
+    return authenticated.body, caller
 
 
 def _has_security_header(envelope: etree._Element) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -65,7 +66,9 @@ def make_ca(folder: Path) -> Authority:
     return Authority(key, certificate)
 
 
-def leaf_of(authority: Authority, common_name: str) -> Seal:
+def leaf_of(
+    authority: Authority, common_name: str, valid_for: timedelta = timedelta(days=300)
+) -> Seal:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = datetime.now(UTC)
     certificate = (
@@ -75,7 +78,7 @@ def leaf_of(authority: Authority, common_name: str) -> Seal:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=300))
+        .not_valid_after(now + valid_for)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(True, True, False, False, False, False, False, False, False), True
@@ -230,7 +233,7 @@ def test_a_proof_sealed_under_another_root_is_not_trusted(
 
     assert code == 1
     assert "FAIL the PDF signer's certificate chains to the trusted root" in output
-    assert "the seal signature does not verify against the trusted root" in output
+    assert "the seal certificate does not chain to the trusted root" in output
 
 
 def test_timestamps_are_verified_against_the_authority_given(
@@ -347,3 +350,27 @@ def test_with_a_timestamp_root_every_evidence_must_carry_a_timestamp(
 
     assert code == 1
     assert "no timestamp, though a timestamp root was given" in output
+
+
+def test_a_seal_certificate_expired_since_is_judged_at_the_trusted_timestamp(
+    app: Flask, runner: FlaskCliRunner, tsa: TimestampAuthority, tmp_path: Path
+) -> None:
+    authority = make_ca(tmp_path)
+    short_lived = leaf_of(authority, "eBox seal", valid_for=timedelta(seconds=4))
+    (tmp_path / "ca.pem").write_bytes(authority.root_pem)
+    (tmp_path / "seal.pem").write_bytes(short_lived.cert_pem)
+    chain = [build_and_seal(facts_for("ContentHandover"), short_lived, tsa_url=tsa.url)]
+    (tmp_path / "e.xml").write_bytes(chain[0])
+    (tmp_path / "p.pdf").write_bytes(
+        render_proof(chain, language="en", version=1, seal=short_lived, tsa_url=tsa.url)
+    )
+    time.sleep(5)  # the seal certificate has expired now
+    trust = ["--root", tmp_path / "ca.pem", "--seal-cert", tmp_path / "seal.pem"]
+
+    for name in ("e.xml", "p.pdf"):
+        code, output = verify(runner, tmp_path / name, *trust, "--tsa-root", tsa.ca_pem_path)
+        assert code == 0, output
+        assert "valid at the timestamp" in output
+        # Without a trusted time, only now counts, and now the certificate has expired.
+        code, output = verify(runner, tmp_path / name, *trust)
+        assert code == 1, output

@@ -221,7 +221,12 @@ def test_publish_ebox_message_still_refuses_registered_mail(
 
 
 def test_sending_answers_the_id_and_the_sealed_submission_acceptance(
-    app: Flask, sender: Sender, rm_client: zeep.Client, jobs: Queue, tmp_path: Path
+    app: Flask,
+    sender: Sender,
+    identity: Identity,
+    rm_client: zeep.Client,
+    jobs: Queue,
+    tmp_path: Path,
 ) -> None:
     answer = send(rm_client)
 
@@ -239,6 +244,12 @@ def test_sending_answers_the_id_and_the_sealed_submission_acceptance(
     assert facts.findtext("ev:Message/ev:DocumentDigest", namespaces=ns) == (
         hashlib.sha256(PDF).hexdigest()
     )
+    # Which of the sender's certificates signed the request, and how long it stays available.
+    assert facts.findtext("ev:Sender/ev:CertificateDigest", namespaces=ns) == (
+        hashlib.sha256(identity.cert_der).hexdigest()
+    )
+    assert facts.findtext("ev:Message/ev:AvailableUntil", namespaces=ns) is not None
+    assert facts.findtext("ev:SealingTime", namespaces=ns) is not None
     stored = db.session.scalars(
         select(Evidence).where(Evidence.document_id == document.id).order_by(Evidence.position)
     ).all()
