@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import IO
 
@@ -265,6 +266,9 @@ def evidence_verify_command(
         if path.stat().st_size > MAX_FILE_BYTES:
             raise click.ClickException(f"{name}: larger than {MAX_FILE_BYTES} bytes")
         loaded.append((name, path.read_bytes()))
+    # pyHanko logs each failed path with a traceback; the report says what failed, once.
+    logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
+    logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
     reports = verify_files(loaded, trust)
     for report in reports:
         click.echo("\n".join(report.lines()))

@@ -181,7 +181,11 @@ def documents_missing_a_proof(since: datetime, limit: int) -> list[uuid.UUID]:
     recent = select(Evidence.document_id).where(Evidence.recorded_at >= since)
     return list(
         db.session.scalars(
-            select(Document.id).where(Document.id.in_(recent), events > covered).limit(limit)
+            select(Document.id)
+            .where(Document.id.in_(recent), events > covered)
+            # In no fixed order: documents whose proof keeps failing cannot fill every batch.
+            .order_by(func.random())
+            .limit(limit)
         )
     )
 
