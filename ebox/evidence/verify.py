@@ -44,7 +44,7 @@ from pyhanko_certvalidator.errors import (
 )
 from xmlsec import constants
 
-from ebox.evidence.xml import DS, EVENT_URI, NS, digest
+from ebox.evidence.xml import DS, EVENT_URI, NS, SCHEMA_FILE, digest, schema_problem
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 _EV = {"ev": NS, "ds": DS}
@@ -264,47 +264,20 @@ def _verify_evidence(report: Report, data: bytes, trust: Trust, label: str = "ev
     )
 
 
-# Each stated fact appears once: a second EventType, say, could be read instead of the first.
-_ONCE = (
-    "ev:EvidenceId",
-    "ev:EventType",
-    "ev:EventTime",
-    "ev:Issuer",
-    "ev:Issuer/ev:Name",
-    "ev:Issuer/ev:Url",
-    "ev:Sender",
-    "ev:Sender/ev:EnterpriseNumber",
-    "ev:Sender/ev:Name",
-    "ev:Sender/ev:Application",
-    "ev:Recipient",
-    "ev:Recipient/ev:NationalNumber",
-    "ev:Message",
-    "ev:Message/ev:PlatformMessageId",
-    "ev:Message/ev:SenderTicket",
-    "ev:Message/ev:SubmissionTime",
-    "ev:Message/ev:DocumentDigest",
-)
-_AT_MOST_ONCE = (
-    "ev:PreviousEvidenceDigest", "ev:Reason", "ev:Message/ev:SenderSequence",
-    "ev:Message/ev:Title", "ev:Message/ev:FileName", "ev:Recipient/ev:Authentication",
-    "ev:SealingTime", "ev:Sender/ev:CertificateDigest", "ev:Message/ev:AvailableUntil",
-)  # fmt: skip
-
-
 def _plain_structure(report: Report, root: etree._Element, label: str) -> bool:
     """No comments or processing instructions (the signature's canonical form leaves comments
-    out, so one could split a value unnoticed), and every fact exactly once."""
+    out, so one could split a value unnoticed), and the Evidence schema followed: every fact
+    in its place, once."""
     hidden = any(
         isinstance(node, etree._Comment | etree._ProcessingInstruction) for node in root.iter()
     )
     if not report.check(not hidden, f"{label}: no comments or processing instructions"):
         return False
-    repeated = [path for path in _ONCE if len(root.findall(path, _EV)) != 1]
-    repeated += [path for path in _AT_MOST_ONCE if len(root.findall(path, _EV)) > 1]
+    problem = schema_problem(root)
     return report.check(
-        not repeated,
-        f"{label}: every fact stated exactly once"
-        + (f" (not so: {', '.join(repeated)})" if repeated else ""),
+        problem is None,
+        f"{label}: follows the Evidence schema ({SCHEMA_FILE})"
+        + (f": {problem}" if problem else ""),
     )
 
 

@@ -1,10 +1,12 @@
-"""The certificates a verifier of eBox's evidence and proofs needs, published for download."""
+"""What a verifier of eBox's evidence and proofs needs, published for download: the seal's
+certificates and the evidence schema."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response
 
 from ebox.evidence.services import platform_seal
+from ebox.evidence.xml import SCHEMA_PATH
 
 bp = Blueprint("evidence", __name__, url_prefix="/evidence")
 
@@ -21,6 +23,12 @@ def seal_root() -> Response:
 @bp.get("/seal.pem")
 def seal_certificate() -> Response:
     return _pem(platform_seal().cert_pem, "ebox-seal.pem")
+
+
+@bp.get("/Evidence-v1.xsd")
+def evidence_schema() -> Response:
+    """The schema every sealed evidence follows."""
+    return Response(SCHEMA_PATH.read_bytes(), content_type="text/xml; charset=utf-8")
 
 
 def _pem(data: bytes, file_name: str) -> Response:

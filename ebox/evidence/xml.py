@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import xmlsec
 from lxml import etree
@@ -43,6 +45,10 @@ CONTENT_HANDOVER = "ContentHandover"
 CONTENT_HANDOVER_FAILURE = "ContentHandoverFailure"
 EVENTS = (SUBMISSION_ACCEPTANCE, CONTENT_CONSIGNMENT, CONTENT_HANDOVER, CONTENT_HANDOVER_FAILURE)
 NAMESPACES = {"ev": NS, "ds": DS}
+
+SCHEMA_FILE = "Evidence-v1.xsd"
+SCHEMA_PATH = Path(__file__).resolve().parent / "contract" / SCHEMA_FILE
+_schemas = threading.local()
 
 # Evidence read back may come from anywhere: no entities, no network.
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
@@ -139,6 +145,9 @@ def build_and_seal(facts: EvidenceFacts, seal: Seal, *, tsa_url: str | None = No
     if facts.reason:
         _add(root, "Reason", facts.reason)
     signature = _sign(root, seal)
+    problem = schema_problem(root)
+    if problem is not None:  # never seal what a verifier would refuse
+        raise ValueError(f"evidence does not follow {SCHEMA_FILE}: {problem}")
     if tsa_url is not None:
         token = request_timestamp(tsa_url, _signature_value(signature))
         _add_timestamp(signature, token)
@@ -148,6 +157,24 @@ def build_and_seal(facts: EvidenceFacts, seal: Seal, *, tsa_url: str | None = No
 def digest(evidence_xml: bytes) -> str:
     """What the next evidence of the same message records as its predecessor."""
     return hashlib.sha256(evidence_xml).hexdigest()
+
+
+def schema_problem(root: etree._Element) -> str | None:
+    """Why the evidence does not follow the Evidence schema, or None when it does."""
+    schema = _schema()
+    if schema.validate(root):
+        return None
+    error = schema.error_log.last_error
+    return error.message if error is not None else "invalid"
+
+
+def _schema() -> etree.XMLSchema:
+    """One validator per thread: a validator keeps its error log."""
+    loaded: etree.XMLSchema | None = getattr(_schemas, "evidence", None)
+    if loaded is None:
+        loaded = etree.XMLSchema(etree.parse(str(SCHEMA_PATH), _SAFE_PARSER))
+        _schemas.evidence = loaded
+    return loaded
 
 
 def signature_timestamp(evidence_xml: bytes) -> tuple[bytes, bytes] | None:

@@ -20,3 +20,10 @@ def test_the_seal_root_and_certificate_are_published(app: Flask, client: FlaskCl
     issued = x509.load_pem_x509_certificate(seal.data)
     issuer = x509.load_pem_x509_certificate(root.data)
     issued.verify_directly_issued_by(issuer)  # raises if the seal does not chain to the root
+
+
+def test_the_evidence_schema_is_published(client: FlaskClient) -> None:
+    answer = client.get("/evidence/Evidence-v1.xsd")
+
+    assert answer.status_code == 200
+    assert b'targetNamespace="urn:ebox:ns:Evidence:v1"' in answer.data

@@ -219,6 +219,21 @@ def test_altered_evidence_and_wrapped_signatures_are_refused(
     (tmp_path / "wrapped.xml").write_bytes(etree.tostring(forged))
     code, output = verify(runner, tmp_path / "wrapped.xml")
     assert code == 1
+    assert "FAIL evidence: follows the Evidence schema" in output
+
+    # The same inside the signature (which the schema does not look into): the reference
+    # names the hidden original instead of the whole document.
+    forged = copy.deepcopy(altered)
+    signature = forged.find("ds:Signature", NAMESPACES)
+    reference = forged.find("ds:Signature/ds:SignedInfo/ds:Reference", NAMESPACES)
+    assert signature is not None and reference is not None
+    hidden = etree.SubElement(signature, f"{{{NAMESPACES['ds']}}}Object")
+    hidden.append(copy.deepcopy(original))
+    hidden.set("Id", "genuine")
+    reference.set("URI", "#genuine")
+    (tmp_path / "wrapped-in-signature.xml").write_bytes(etree.tostring(forged))
+    code, output = verify(runner, tmp_path / "wrapped-in-signature.xml")
+    assert code == 1
     assert "FAIL evidence: exactly one signature, on the document itself" in output
 
 
@@ -314,7 +329,8 @@ def test_a_repeated_fact_is_refused(app: Flask, runner: FlaskCliRunner, tmp_path
     code, output = verify(runner, tmp_path / "twice.xml")
 
     assert code == 1
-    assert "not so: ev:EventType" in output
+    assert "FAIL evidence: follows the Evidence schema" in output
+    assert "EventType" in output
 
 
 def test_another_organisation_certified_by_the_same_ca_is_not_ebox(
