@@ -98,6 +98,8 @@ class Settings:
     seal_cert: str = ""
     seal_ca_cert: str = ""
     tsa_url: str = ""
+    # The timestamp authority's root CA (PEM file): every token is checked against it.
+    tsa_ca_cert: str = ""
     evidence_retention_years: int = 10
     alert_hour: int = 7
     alert_expiry_window_days: int = 7
@@ -148,6 +150,7 @@ class Settings:
             seal_cert=_env("SEAL_CERT", ""),
             seal_ca_cert=_env("SEAL_CA_CERT", ""),
             tsa_url=_env("TSA_URL", ""),
+            tsa_ca_cert=_env("TSA_CA_CERT", ""),
             evidence_retention_years=_env_int("EVIDENCE_RETENTION_YEARS", 10),
             alert_hour=_env_int("ALERT_HOUR", 7),
             alert_expiry_window_days=_env_int("ALERT_EXPIRY_WINDOW_DAYS", 7),
@@ -195,6 +198,11 @@ class Settings:
             problems.append(
                 "EBOX_SEAL_KEY, EBOX_SEAL_CERT and EBOX_SEAL_CA_CERT must be set: the demo seal "
                 "proves nothing"
+            )
+        if self.tsa_url and not self.tsa_ca_cert:
+            problems.append(
+                "EBOX_TSA_URL is set without EBOX_TSA_CA_CERT: timestamps would be embedded "
+                "without checking who signed them"
             )
         return problems
 

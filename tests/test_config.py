@@ -40,6 +40,7 @@ def test_production_settings_without_demo_parts_pass_the_check(tmp_path):
         ({"database_url": "sqlite:///x.db"}, "SQLite"),
         ({"saml_sp_key": ""}, "EBOX_SAML_SP_KEY"),
         ({"master_key": "dG9vIHNob3J0"}, "exactly 32 bytes"),
+        ({"tsa_url": "https://tsa.internal/tsr"}, "EBOX_TSA_CA_CERT"),
     ],
 )
 def test_production_refuses_to_start_with_demo_settings_and_says_why(tmp_path, change, reason):

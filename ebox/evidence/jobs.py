@@ -85,6 +85,7 @@ def _make_proof_once(document_id: uuid.UUID) -> int | None:
         version=version,
         seal=services.platform_seal(),
         tsa_url=_settings().tsa_url or None,
+        tsa_root_pem=services.tsa_root(),
     )
     db.session.add(
         DeliveryProof(document_id=document_id, version=version, evidence_count=len(chain), pdf=pdf)

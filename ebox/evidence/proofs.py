@@ -154,6 +154,7 @@ def render_proof(
     version: int,
     seal: Seal,
     tsa_url: str | None = None,
+    tsa_root_pem: bytes | None = None,
 ) -> bytes:
     """The signed PDF proof of delivery of one document, from its sealed evidence XMLs in chain
     order: rendered in language (nl, fr, de or en), the XMLs attached, sealed with seal.
@@ -180,7 +181,12 @@ def render_proof(
     with _garbage_collected_young():
         pdf = _write_pdf(html, proof)
         return _seal_pdf(
-            pdf, seal, reason=reason, location=proof.message.issuer_url, tsa_url=tsa_url
+            pdf,
+            seal,
+            reason=reason,
+            location=proof.message.issuer_url,
+            tsa_url=tsa_url,
+            tsa_root_pem=tsa_root_pem,
         )
 
 
@@ -368,7 +374,15 @@ class _EvidenceFetcher(URLFetcher):
 # --- sealing it ------------------------------------------------------------------------------
 
 
-def _seal_pdf(pdf: bytes, seal: Seal, *, reason: str, location: str, tsa_url: str | None) -> bytes:
+def _seal_pdf(
+    pdf: bytes,
+    seal: Seal,
+    *,
+    reason: str,
+    location: str,
+    tsa_url: str | None,
+    tsa_root_pem: bytes | None = None,
+) -> bytes:
     signer = _signer(seal.key_pem, seal.cert_pem, seal.root_pem)
     metadata = signers.PdfSignatureMetadata(
         field_name=FIELD_NAME,
@@ -377,7 +391,7 @@ def _seal_pdf(pdf: bytes, seal: Seal, *, reason: str, location: str, tsa_url: st
         reason=reason,
         location=location,
     )
-    timestamper = _TimeStamper(tsa_url) if tsa_url else None
+    timestamper = _TimeStamper(tsa_url, tsa_root_pem) if tsa_url else None
     output = signers.sign_pdf(
         IncrementalPdfFileWriter(io.BytesIO(pdf)),
         metadata,
@@ -394,14 +408,22 @@ class _TimeStamper(TimeStamper):
     of the authority, which checks status, nonce and imprint (and, unlike pyHanko's aiohttp
     client, opens no new session and TLS context per request)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, root_pem: bytes | None = None) -> None:
         super().__init__()
         self.url = url
+        self.root_pem = root_pem
 
     async def async_timestamp(self, message_digest: bytes, md_algorithm: str) -> cms.ContentInfo:
         if md_algorithm != "sha256":
             raise ValueError(f"proofs are timestamped over SHA-256, not {md_algorithm}")
-        token = await asyncio.to_thread(timestamp.timestamp_digest, self.url, message_digest)
+        token = await asyncio.to_thread(
+            functools.partial(
+                timestamp.timestamp_digest,
+                self.url,
+                message_digest,
+                trusted_root_pem=self.root_pem,
+            )
+        )
         return cms.ContentInfo.load(token)
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from flask import current_app, g
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ebox import transactions
-from ebox.config import Settings
+from ebox.config import ConfigError, Settings
 from ebox.db_types import utcnow
 from ebox.evidence import xml
 from ebox.evidence.models import DeliveryProof, Evidence
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 APPLICATION = "eBox RegisteredMail v1"
 NOT_RETRIEVED = "The document was not opened before its expiry; its content was deleted."
 _SEAL = "ebox.evidence.seal"
+_TSA_ROOT = "ebox.evidence.tsa_root"
 # The events that end a chain: a document is opened, or expires unopened, never both.
 _FINAL_EVENTS = (xml.CONTENT_HANDOVER, xml.CONTENT_HANDOVER_FAILURE)
 
@@ -47,6 +49,23 @@ def platform_seal() -> Seal:
         )
         current_app.extensions[_SEAL] = seal
     return seal
+
+
+def tsa_root() -> bytes | None:
+    """The configured timestamp authority's root CA, read once per application."""
+    settings = _settings()
+    if not settings.tsa_ca_cert:
+        return None
+    cached: tuple[str, bytes] | None = current_app.extensions.get(_TSA_ROOT)
+    if cached is None or cached[0] != settings.tsa_ca_cert:
+        try:
+            cached = (settings.tsa_ca_cert, Path(settings.tsa_ca_cert).read_bytes())
+        except OSError as error:
+            raise ConfigError(
+                f"EBOX_TSA_CA_CERT: cannot read {settings.tsa_ca_cert!r} ({error.strerror})"
+            ) from error
+        current_app.extensions[_TSA_ROOT] = cached
+    return cached[1]
 
 
 def record_evidence(
@@ -106,6 +125,7 @@ def record_evidence(
         ),
         platform_seal(),
         tsa_url=settings.tsa_url or None,
+        tsa_root_pem=tsa_root(),
     )
     evidence = Evidence(
         id=evidence_id,

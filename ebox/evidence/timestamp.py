@@ -14,6 +14,7 @@ imprint, which must be checked here anyway. A synchronous request keeps every ch
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import secrets
@@ -24,7 +25,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from asn1crypto import algos, cms, core, tsp
+from asn1crypto import algos, cms, core, pem, tsp, x509
 
 QUERY_TYPE = "application/timestamp-query"
 REPLY_TYPE = "application/timestamp-reply"
@@ -35,20 +36,56 @@ class TimestampError(Exception):
     """No valid timestamp: the authority was unreachable, refused, or answered something else."""
 
 
-def request_timestamp(url: str, data: bytes, *, timeout: float = 10) -> bytes:
+def request_timestamp(
+    url: str, data: bytes, *, trusted_root_pem: bytes | None = None, timeout: float = 10
+) -> bytes:
     """The DER TimeStampToken (a CMS ContentInfo) the authority at url gives for SHA-256(data)."""
-    return timestamp_digest(url, hashlib.sha256(data).digest(), timeout=timeout)
+    return timestamp_digest(
+        url, hashlib.sha256(data).digest(), trusted_root_pem=trusted_root_pem, timeout=timeout
+    )
 
 
-def timestamp_digest(url: str, imprint: bytes, *, timeout: float = 10) -> bytes:
-    """The DER TimeStampToken over a SHA-256 digest already computed (a PDF signature's)."""
+def timestamp_digest(
+    url: str, imprint: bytes, *, trusted_root_pem: bytes | None = None, timeout: float = 10
+) -> bytes:
+    """The DER TimeStampToken over a SHA-256 digest already computed (a PDF signature's).
+
+    With trusted_root_pem, the token's signature must verify and its signer chain to that root
+    (for timeStamping): a token from anyone else is refused before it is embedded anywhere.
+    """
     if urlsplit(url).scheme not in ("http", "https"):
         raise TimestampError(f"timestamp authority URL must be http(s): {url!r}")
     if len(imprint) != hashlib.sha256().digest_size:
         raise ValueError("the imprint must be a SHA-256 digest")
     nonce = secrets.randbits(64)
     body = _post(url, _query(imprint, nonce).dump(), timeout)
-    return _checked_token(url, body, imprint, nonce)
+    token = _checked_token(url, body, imprint, nonce)
+    if trusted_root_pem is not None:
+        _check_signed_by(url, token, imprint, trusted_root_pem)
+    return token
+
+
+def _check_signed_by(url: str, token: bytes, imprint: bytes, root_pem: bytes) -> None:
+    # Imported here: only a configured authority root needs the validator.
+    from pyhanko.sign.validation.errors import SignatureValidationError
+    from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
+    from pyhanko_certvalidator import ValidationContext
+
+    _, _, der = pem.unarmor(root_pem)
+    context = ValidationContext(trust_roots=[x509.Certificate.load(der)], allow_fetching=False)
+    signed_data = cms.ContentInfo.load(token)["content"]
+    try:
+        status = asyncio.run(
+            validate_tst_signed_data(
+                signed_data, context, lambda algorithm: imprint if algorithm == "sha256" else b""
+            )
+        )
+    except SignatureValidationError as exc:
+        raise TimestampError(f"the token from {url} does not validate: {exc}") from exc
+    if not (status["intact"] and status["valid"] and status["trust_problem_indic"] is None):
+        raise TimestampError(
+            f"the token from {url} is not signed by the configured timestamp authority"
+        )
 
 
 def token_time(token: bytes) -> datetime:

@@ -97,7 +97,13 @@ class EvidenceFacts:
     sealing_time: datetime | None = None
 
 
-def build_and_seal(facts: EvidenceFacts, seal: Seal, *, tsa_url: str | None = None) -> bytes:
+def build_and_seal(
+    facts: EvidenceFacts,
+    seal: Seal,
+    *,
+    tsa_url: str | None = None,
+    tsa_root_pem: bytes | None = None,
+) -> bytes:
     """The evidence as signed XML bytes (UTF-8, with an XML declaration).
 
     With tsa_url, the signature value is timestamped by that authority; when it fails,
@@ -149,7 +155,9 @@ def build_and_seal(facts: EvidenceFacts, seal: Seal, *, tsa_url: str | None = No
     if problem is not None:  # never seal what a verifier would refuse
         raise ValueError(f"evidence does not follow {SCHEMA_FILE}: {problem}")
     if tsa_url is not None:
-        token = request_timestamp(tsa_url, _signature_value(signature))
+        token = request_timestamp(
+            tsa_url, _signature_value(signature), trusted_root_pem=tsa_root_pem
+        )
         _add_timestamp(signature, token)
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 

@@ -68,6 +68,19 @@ def test_the_token_is_not_trusted_under_another_root(
     assert result.returncode != 0
 
 
+def test_with_the_authority_root_configured_a_token_of_anyone_else_is_refused(
+    tsa: TimestampAuthority, tmp_path: Path
+) -> None:
+    root = Path(tsa.ca_pem_path).read_bytes()
+    assert request_timestamp(tsa.url, DATA, trusted_root_pem=root)  # the configured authority
+
+    with (
+        TimestampAuthority(tmp_path / "stranger") as stranger,
+        pytest.raises(TimestampError, match="not signed by the configured timestamp authority"),
+    ):
+        request_timestamp(stranger.url, DATA, trusted_root_pem=root)
+
+
 def test_the_token_tells_its_time_and_digest(tsa: TimestampAuthority) -> None:
     before = datetime.now(UTC).replace(microsecond=0)
     token = request_timestamp(tsa.url, DATA)

@@ -469,12 +469,12 @@ def timestamped(app: Flask, rm_server: LiveServer, tsa: TimestampAuthority) -> I
     """The server and the worker timestamp with the test authority."""
     settings = (rm_server.app.config["EBOX"], app.config["EBOX"])
     for each in settings:
-        each.tsa_url = tsa.url
+        each.tsa_url, each.tsa_ca_cert = tsa.url, str(tsa.ca_pem_path)
     try:
         yield tsa.url
     finally:
         for each in settings:
-            each.tsa_url = ""
+            each.tsa_url, each.tsa_ca_cert = "", ""
 
 
 def test_with_an_authority_evidence_and_proof_carry_verifiable_timestamps(
