@@ -15,8 +15,9 @@ from sqlalchemy.orm import selectinload
 from ebox.alerts.services import delivery_counts, platform_today
 from ebox.applications.models import STATUS_PENDING, SenderApplication
 from ebox.audit.models import AuditEvent
+from ebox.evidence.jobs import SWEEP_WINDOW
 from ebox.evidence.models import Evidence
-from ebox.evidence.services import latest_proof_versions
+from ebox.evidence.services import count_late_proofs, latest_proof_versions
 from ebox.extensions import db
 from ebox.mailbox.models import Document
 from ebox.mailbox.queries import Page
@@ -28,6 +29,8 @@ APPLICATION_STATUSES = ("pending", "approved", "rejected")
 PAGE_SIZE = 25
 AUDIT_PAGE_SIZE = 50
 MAX_LOOKUP_RESULTS = 50
+# A proof is normally made seconds after its event; after this it counts as late.
+PROOF_GRACE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class Dashboard:
     refusals_last_day: int
     staff_actions_last_day: int
     alerts_today: dict[str, int]  # the day's alert e-mails by status (ebox.alerts.models)
+    late_proofs: int  # registered messages whose proof of delivery is overdue
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ def dashboard(now: datetime) -> Dashboard:
             )
         ),
         alerts_today=delivery_counts(platform_today(now)),
+        late_proofs=count_late_proofs(now, window=SWEEP_WINDOW, grace=PROOF_GRACE),
     )
 
 

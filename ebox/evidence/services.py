@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import current_app, g
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ebox import transactions
@@ -190,6 +190,24 @@ def latest_proof_versions(document_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]
 
 def documents_missing_a_proof(since: datetime, limit: int) -> list[uuid.UUID]:
     """Documents with evidence recorded since `since` whose latest proof does not cover it."""
+    return list(
+        db.session.scalars(
+            _missing_proofs(since, utcnow())
+            # In no fixed order: documents whose proof keeps failing cannot fill every batch.
+            .order_by(func.random())
+            .limit(limit)
+        )
+    )
+
+
+def count_late_proofs(now: datetime, *, window: timedelta, grace: timedelta) -> int:
+    """Documents whose last evidence, recorded within window, has waited longer than grace
+    for its proof: what operators should look at (the worker is down, or proofs fail)."""
+    query = _missing_proofs(now - window, now - grace)
+    return int(db.session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+def _missing_proofs(since: datetime, until: datetime) -> Select[uuid.UUID]:
     events = (
         select(func.count(Evidence.id)).where(Evidence.document_id == Document.id).scalar_subquery()
     )
@@ -198,16 +216,12 @@ def documents_missing_a_proof(since: datetime, limit: int) -> list[uuid.UUID]:
         .where(DeliveryProof.document_id == Document.id)
         .scalar_subquery()
     )
-    recent = select(Evidence.document_id).where(Evidence.recorded_at >= since)
-    return list(
-        db.session.scalars(
-            select(Document.id)
-            .where(Document.id.in_(recent), events > covered)
-            # In no fixed order: documents whose proof keeps failing cannot fill every batch.
-            .order_by(func.random())
-            .limit(limit)
-        )
+    last_recorded = (
+        select(Evidence.document_id)
+        .group_by(Evidence.document_id)
+        .having(func.max(Evidence.recorded_at).between(since, until))
     )
+    return select(Document.id).where(Document.id.in_(last_recorded), events > covered)
 
 
 def forget_expired_evidence(now: datetime | None = None, *, batch_size: int = 500) -> int:

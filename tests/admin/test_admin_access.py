@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ebox.admin.queries import dashboard
 from ebox.applications.models import STATUS_PENDING
 from ebox.audit.services import Actor, record_event
 from ebox.db_types import utcnow
+from ebox.evidence.jobs import make_proof
+from ebox.evidence.models import Evidence
 from ebox.extensions import db
 from ebox.senders.models import Sender
 from ebox.soap import faults
 from tests.admin.admin_helpers import log_in_staff, staff_post, submit_application
-from tests.factories import create_citizen, create_sender, login
+from tests.factories import create_citizen, create_document, create_sender, login
 
 PAGES = ["/admin/", "/admin/applications", "/admin/senders", "/admin/delivery", "/admin/audit"]
 
@@ -126,3 +130,22 @@ def test_the_overview_shows_the_job_queue_or_says_it_cannot_be_reached(
     assert "The job queue (Redis) cannot be reached" in unreachable
     assert "Failed jobs" not in unreachable
     assert "Failed jobs" in reachable and "cannot be reached" not in reachable
+
+
+def test_the_overview_counts_proofs_of_delivery_overdue(client: FlaskClient) -> None:
+    overdue = create_document(create_citizen(), is_registered=True)
+    create_document(create_citizen(), is_registered=True)  # just published: still in time
+    db.session.execute(
+        update(Evidence)
+        .where(Evidence.document_id == overdue.id)
+        .values(recorded_at=utcnow() - timedelta(minutes=20))
+    )
+    db.session.commit()
+    log_in_staff(client, "support")
+
+    assert dashboard(utcnow()).late_proofs == 1
+    page = client.get("/admin/").get_data(as_text=True)
+    assert "Registered mail: proofs of delivery overdue</dt><dd>1</dd>" in page
+
+    make_proof(str(overdue.id))
+    assert dashboard(utcnow()).late_proofs == 0
