@@ -218,6 +218,7 @@ def _missing_proofs(since: datetime, until: datetime) -> Select[uuid.UUID]:
     )
     last_recorded = (
         select(Evidence.document_id)
+        .where(Evidence.recorded_at >= since)  # the index: evidence is kept for years
         .group_by(Evidence.document_id)
         .having(func.max(Evidence.recorded_at).between(since, until))
     )

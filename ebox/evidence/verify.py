@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import hashlib
 import io
 from collections.abc import Iterable, Sequence
@@ -314,11 +315,14 @@ def _the_signature(report: Report, root: etree._Element, label: str) -> etree._E
 def _signer(report: Report, signature: etree._Element, trust: Trust, label: str) -> bytes | None:
     """The DER certificate the evidence was sealed with, if it is eBox's seal and the only one."""
     certificates = signature.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", _EV)
-    signer = (
-        base64.b64decode("".join((certificates[0].text or "").split()))
-        if len(certificates) == 1
-        else b""
-    )
+    try:
+        signer = (
+            base64.b64decode("".join((certificates[0].text or "").split()), validate=True)
+            if len(certificates) == 1
+            else b""
+        )
+    except binascii.Error:
+        signer = b""
     if not report.check(
         bool(signer) and trust.is_seal(signer),
         f"{label}: sealed with eBox's sealing certificate (and no other certificate given)",

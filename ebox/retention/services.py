@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 
 from ebox import transactions
 from ebox.db_types import utcnow
@@ -55,13 +55,15 @@ def purge_expired(
     now = now or utcnow()
     summary = PurgeSummary()
     summary.objects_removed += _remove_marked_objects(batch_size)
-    postponed: set[uuid.UUID] = set()
+    sealing_down = False
     while True:
         candidates = select(Document.id).where(
             Document.deleted_at.is_(None), Document.expires_at <= now
         )
-        if postponed:
-            candidates = candidates.where(Document.id.not_in(postponed))
+        if sealing_down:
+            # The timestamp authority failed once this run: leave every unopened registered
+            # document for the next run instead of waiting on the authority for each.
+            candidates = candidates.where(_not_unopened_registered())
         expired = (
             db.session.execute(_locked(candidates.order_by(Document.expires_at).limit(batch_size)))
             .scalars()
@@ -70,8 +72,9 @@ def purge_expired(
         if not expired:
             break
         unsealed = _seal_non_retrieval(expired)
-        postponed |= unsealed
-        expired = [document_id for document_id in expired if document_id not in unsealed]
+        if unsealed:
+            sealing_down = True
+            expired = [document_id for document_id in expired if document_id not in unsealed]
         db.session.execute(
             update(Document)
             .where(Document.id.in_(expired))
@@ -90,12 +93,12 @@ def purge_expired(
         summary.objects_removed += _remove_marked_objects(batch_size)
         if progress:
             progress(summary)
-    summary.postponed = len(postponed)
-    if postponed:
+    if sealing_down:
+        summary.postponed = _count_expired_unopened_registered(now)
         log.warning(
             "purge: %d unopened registered documents kept for the next run: their "
             "non-retrieval evidence could not be sealed",
-            len(postponed),
+            summary.postponed,
         )
     if summary.documents:
         log.info(
@@ -117,16 +120,33 @@ def _seal_non_retrieval(document_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
             Document.read_at.is_(None),
         )
     ).all()
-    unsealed: set[uuid.UUID] = set()
-    for document in unopened:
+    for position, document in enumerate(unopened):
         try:
             record_evidence(
                 document, CONTENT_HANDOVER_FAILURE, at=document.expires_at, reason=NOT_RETRIEVED
             )
         except TimestampError as error:
             log.warning("non-retrieval of %s not sealed yet: %s", document.id, error)
-            unsealed.add(document.id)
-    return unsealed
+            # Not asked again for the others: each try may wait for the full timeout.
+            return {later.id for later in unopened[position:]}
+    return set()
+
+
+def _not_unopened_registered() -> ColumnElement[bool]:
+    return ~(Document.is_registered.is_(True) & Document.read_at.is_(None))
+
+
+def _count_expired_unopened_registered(now: datetime) -> int:
+    return int(
+        db.session.scalar(
+            select(func.count(Document.id)).where(
+                Document.deleted_at.is_(None),
+                Document.expires_at <= now,
+                ~_not_unopened_registered(),
+            )
+        )
+        or 0
+    )
 
 
 def _remove_marked_objects(batch_size: int) -> int:

@@ -272,6 +272,23 @@ def test_timestamps_are_verified_against_the_authority_given(
     assert "FAIL evidence: the signature was timestamped at" in output
 
 
+def test_a_malformed_certificate_is_a_failed_check_not_a_crash(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    _, xmls = proof_files(opened_registered_document(), tmp_path)
+    root = etree.parse(str(xmls[0])).getroot()
+    certificate = root.find("ds:Signature/ds:KeyInfo/ds:X509Data/ds:X509Certificate", NAMESPACES)
+    assert certificate is not None
+    certificate.text = "abc"
+    (tmp_path / "broken.xml").write_bytes(etree.tostring(root))
+
+    code, output = verify(runner, tmp_path / "broken.xml", xmls[1])
+
+    assert code == 1
+    assert "FAIL evidence: sealed with eBox's sealing certificate" in output
+    assert f"{xmls[1]}:" in output  # the other file still gets its report
+
+
 @pytest.mark.parametrize("content", [b"<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>", b"not xml"])
 def test_hostile_or_broken_files_are_refused_with_a_reason(
     app: Flask, runner: FlaskCliRunner, tmp_path: Path, content: bytes
