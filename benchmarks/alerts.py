@@ -58,7 +58,7 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import create_engine, event, text
 
-from benchmarks.common import free_port, fresh_database
+from benchmarks.common import add_database_options, free_port, fresh_database
 from ebox import create_app
 from ebox.alerts import jobs as alert_jobs
 from ebox.alerts import services
@@ -97,11 +97,7 @@ def main() -> None:
     parser.add_argument("--send", type=int, default=20_000, help="deliveries sent (a sample)")
     parser.add_argument("--tracemalloc", action="store_true", help="peak Python allocation")
     parser.add_argument("--explain", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument(
-        "--database-server", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    )
-    parser.add_argument("--database", default="ebox_bench_alerts")
-    parser.add_argument("--keep-database", action="store_true")
+    add_database_options(parser, "ebox_bench_alerts")
     parser.add_argument(
         "--redis-url",
         default="redis://127.0.0.1:6379/10",

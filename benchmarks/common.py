@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import socket
 from collections.abc import Iterator
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+
+def add_database_options(parser: argparse.ArgumentParser, name: str) -> None:
+    """--database-server, --database (default name) and --keep-database, for fresh_database()."""
+    parser.add_argument(
+        "--database-server", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
+    parser.add_argument("--database", default=name)
+    parser.add_argument("--keep-database", action="store_true")
 
 
 @contextlib.contextmanager

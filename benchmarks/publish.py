@@ -50,7 +50,7 @@ from redis import Redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from benchmarks.common import free_port, fresh_database
+from benchmarks.common import add_database_options, free_port, fresh_database
 from ebox import create_app
 from ebox.audit.services import OPERATOR
 from ebox.config import Settings
@@ -163,10 +163,7 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="profile N requests in-process"
     )
-    parser.add_argument(
-        "--database-server", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    )
-    parser.add_argument("--database", default="ebox_bench_publish")
+    add_database_options(parser, "ebox_bench_publish")
     parser.add_argument(
         "--redis-url",
         default="redis://127.0.0.1:6379/13",
@@ -177,7 +174,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="ebox-bench-") as folder_name:
         folder = Path(folder_name)
-        with fresh_database(args.database_server, args.database) as database_url:
+        with fresh_database(
+            args.database_server, args.database, keep=args.keep_database
+        ) as database_url:
             settings = Settings(
                 env="development",
                 instance_path=folder / "instance",

@@ -55,7 +55,7 @@ from benchmarks.alerts import (
     quiet_logging,
     settle,
 )
-from benchmarks.common import fresh_database
+from benchmarks.common import add_database_options, fresh_database
 from ebox import create_app
 from ebox.config import Settings
 from ebox.db_types import utcnow
@@ -90,11 +90,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=services.PURGE_BATCH)
     parser.add_argument("--tracemalloc", action="store_true", help="peak Python allocation")
     parser.add_argument("--explain", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument(
-        "--database-server", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    )
-    parser.add_argument("--database", default="ebox_bench_purge")
-    parser.add_argument("--keep-database", action="store_true")
+    add_database_options(parser, "ebox_bench_purge")
     parser.add_argument(
         "--hold-transaction",
         action="store_true",

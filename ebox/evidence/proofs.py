@@ -34,7 +34,6 @@ from flask import render_template
 from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from lxml import etree
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko.sign.general import get_pyca_cryptography_hash
@@ -48,6 +47,7 @@ from ebox.db_types import utcnow
 from ebox.evidence import timestamp, xml
 from ebox.evidence.seal import Seal
 from ebox.evidence.services import NOT_RETRIEVED
+from ebox.evidence.xml import EvidenceFacts
 
 FIELD_NAME = "eBoxSeal"
 TEMPLATE = "evidence/proof.html"
@@ -57,7 +57,6 @@ TIMESTAMP_QUERY = "application/timestamp-query"
 TIMESTAMP_REPLY = "application/timestamp-reply"
 MAX_TIMESTAMP_REPLY = 1024 * 1024  # a reply is a few kilobytes
 _EVIDENCE_SCHEME = "ebox-evidence:"
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 
 # WeasyPrint logs each rendering step at INFO: seven lines per proof say nothing an operator needs.
 logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
@@ -79,55 +78,26 @@ class InvalidChain(ValueError):
 
 
 @dataclass(frozen=True)
-class MessageFacts:
-    """What every evidence of one document repeats: who sent what to whom, through which
-    platform, and when it was submitted."""
-
-    issuer_name: str
-    issuer_url: str
-    sender_enterprise_number: str
-    sender_name: str
-    sender_application: str
-    recipient_national_number: str
-    platform_message_id: str
-    sender_ticket: str
-    sender_sequence: int | None
-    submission_time: datetime
-    document_sha256: str
-
-    def identity(self) -> tuple[object, ...]:
-        """What makes it this message. The rest may change between two events of a chain kept
-        for years (a sender renamed, the platform moved to another address) without making it
-        another message."""
-        return (
-            self.platform_message_id,
-            self.document_sha256,
-            self.recipient_national_number,
-            self.sender_enterprise_number,
-            self.sender_ticket,
-            self.sender_sequence,
-            self.submission_time,
-        )
-
-
-@dataclass(frozen=True)
 class ProofEvidence:
-    """One sealed evidence: its XML exactly as stored, and what the proof shows of it."""
+    """One sealed evidence: its XML exactly as stored, and what it states."""
 
     xml: bytes
-    evidence_id: str
-    event: str
-    event_time: datetime
-    message: MessageFacts
-    previous_digest: str | None
-    reason: str | None
-    document_title: str | None
-    document_file_name: str | None
-    # The recipient's login behind a handover, as the identity provider stated it.
-    identity_provider: str | None = None
-    authn_context: str | None = None
-    authentication_time: datetime | None = None
-    assertion_id: str | None = None
+    facts: EvidenceFacts
+
+
+def message_identity(facts: EvidenceFacts) -> tuple[object, ...]:
+    """What makes it this message. The rest may change between two events of a chain kept for
+    years (a sender renamed, the platform moved to another address) without making it another
+    message."""
+    return (
+        facts.platform_message_id,
+        facts.document_sha256,
+        facts.recipient_national_number,
+        facts.sender_enterprise_number,
+        facts.sender_ticket,
+        facts.sender_sequence,
+        facts.submission_time,
+    )
 
 
 @dataclass(frozen=True)
@@ -136,13 +106,13 @@ class Proof:
     it (what was true when it was submitted)."""
 
     evidence: tuple[ProofEvidence, ...]
-    message: MessageFacts
+    message: EvidenceFacts  # the first evidence: the message as it was submitted
     document_title: str | None
     document_file_name: str | None
 
     def attachment_names(self) -> list[str]:
         return [
-            f"evidence-{position:02d}-{item.event}-{item.evidence_id}.xml"
+            f"evidence-{position:02d}-{item.facts.event}-{item.facts.evidence_id}.xml"
             for position, item in enumerate(self.evidence, start=1)
         ]
 
@@ -222,82 +192,27 @@ def read_chain(chain: Sequence[bytes]) -> Proof:
     previous: ProofEvidence | None = None
     for item in evidence:
         expected = xml.digest(previous.xml) if previous is not None else None
-        if item.previous_digest != expected:
-            raise InvalidChain(f"evidence {item.evidence_id} does not follow the one before it")
-        if item.message.identity() != evidence[0].message.identity():
-            raise InvalidChain(f"evidence {item.evidence_id} is about another message")
+        if item.facts.previous_evidence_sha256 != expected:
+            raise InvalidChain(
+                f"evidence {item.facts.evidence_id} does not follow the one before it"
+            )
+        if message_identity(item.facts) != message_identity(evidence[0].facts):
+            raise InvalidChain(f"evidence {item.facts.evidence_id} is about another message")
         previous = item
     return Proof(
         evidence=evidence,
-        message=evidence[0].message,
-        document_title=_first_stated(item.document_title for item in evidence),
-        document_file_name=_first_stated(item.document_file_name for item in evidence),
+        message=evidence[0].facts,
+        document_title=_first_stated(item.facts.document_title for item in evidence),
+        document_file_name=_first_stated(item.facts.document_file_name for item in evidence),
     )
 
 
 def read_evidence(document: bytes) -> ProofEvidence:
-    """The facts of one sealed evidence XML (its signature is not checked here)."""
-    root = etree.fromstring(document, parser=_PARSER)
-    if root.tag != f"{{{xml.NS}}}Evidence":
-        raise InvalidChain("not an evidence document")
-    event_type = _required(root, "EventType")
-    event = event_type.removeprefix(xml.EVENT_URI)
-    if event == event_type or event not in xml.EVENTS:
-        raise InvalidChain(f"unknown evidence event {event_type!r}")
-    sequence = _optional(root, "Message/SenderSequence")
-    return ProofEvidence(
-        xml=document,
-        evidence_id=_required(root, "EvidenceId"),
-        event=event,
-        event_time=_moment(_required(root, "EventTime")),
-        message=MessageFacts(
-            issuer_name=_required(root, "Issuer/Name"),
-            issuer_url=_required(root, "Issuer/Url"),
-            sender_enterprise_number=_required(root, "Sender/EnterpriseNumber"),
-            sender_name=_required(root, "Sender/Name"),
-            sender_application=_required(root, "Sender/Application"),
-            recipient_national_number=_required(root, "Recipient/NationalNumber"),
-            platform_message_id=_required(root, "Message/PlatformMessageId"),
-            sender_ticket=_required(root, "Message/SenderTicket"),
-            sender_sequence=int(sequence) if sequence is not None else None,
-            submission_time=_moment(_required(root, "Message/SubmissionTime")),
-            document_sha256=_required(root, "Message/DocumentDigest"),
-        ),
-        previous_digest=_optional(root, "PreviousEvidenceDigest"),
-        reason=_optional(root, "Reason"),
-        document_title=_optional(root, "Message/Title"),
-        document_file_name=_optional(root, "Message/FileName"),
-        identity_provider=_optional(root, "Recipient/Authentication/IdentityProvider"),
-        authn_context=_optional(root, "Recipient/Authentication/AuthnContextClassRef"),
-        authentication_time=_optional_moment(
-            _optional(root, "Recipient/Authentication/AuthenticationTime")
-        ),
-        assertion_id=_optional(root, "Recipient/Authentication/AssertionId"),
-    )
-
-
-def _optional_moment(text: str | None) -> datetime | None:
-    return None if text is None else _moment(text)
-
-
-def _required(root: etree._Element, path: str) -> str:
-    value = _optional(root, path)
-    if value is None:
-        raise InvalidChain(f"the evidence has no {path}")
-    return value
-
-
-def _optional(root: etree._Element, path: str) -> str | None:
-    steps = "/".join(f"ev:{step}" for step in path.split("/"))
-    value = root.findtext(steps, namespaces={"ev": xml.NS})
-    return value if value else None
-
-
-def _moment(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise InvalidChain(f"the evidence time {text!r} has no time zone")
-    return moment.astimezone(UTC)
+    """One sealed evidence XML and its facts (its signature is not checked here)."""
+    try:
+        return ProofEvidence(xml=document, facts=xml.read_facts(document))
+    except xml.EvidenceFormatError as error:
+        raise InvalidChain(str(error)) from None
 
 
 def _first_stated(values: Iterable[str | None]) -> str | None:
@@ -330,9 +245,9 @@ def _write_pdf(html: str, proof: Proof) -> bytes:
             url=f"{_EVIDENCE_SCHEME}{index}",
             url_fetcher=fetcher,
             name=name,
-            description=f"{item.event} {item.evidence_id}",
-            created=item.event_time,
-            modified=item.event_time,
+            description=f"{item.facts.event} {item.facts.evidence_id}",
+            created=item.facts.event_time,
+            modified=item.facts.event_time,
             relationship="Source",
         )
         for index, (item, name) in enumerate(

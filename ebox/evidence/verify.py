@@ -45,7 +45,16 @@ from pyhanko_certvalidator.errors import (
 )
 from xmlsec import constants
 
-from ebox.evidence.xml import DS, EVENT_URI, NS, SCHEMA_FILE, digest, schema_problem
+from ebox.evidence.xml import (
+    DS,
+    NS,
+    SCHEMA_FILE,
+    EvidenceFacts,
+    EvidenceFormatError,
+    digest,
+    read_facts,
+    schema_problem,
+)
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 _EV = {"ev": NS, "ds": DS}
@@ -63,19 +72,11 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Evidence:
-    """What one verified evidence states."""
+    """One verified evidence: what it states, its trusted time if any, and its digest."""
 
-    evidence_id: str
-    event: str
-    event_time: str
-    message_id: str
-    sender: str
-    recipient: str
-    document_digest: str
-    previous_digest: str | None
+    facts: EvidenceFacts
     timestamp: datetime | None
     sha256: str
-    login: str | None = None  # how the recipient had logged in, for a handover
 
 
 @dataclass
@@ -98,16 +99,22 @@ class Report:
         lines = [f"{self.name}:"]
         lines += [f"  {'OK  ' if passed else 'FAIL'} {text}" for passed, text in self.checks]
         if self.ok and self.evidence:
-            first = self.evidence[0]
+            first = self.evidence[0].facts
             lines.append(
-                f"  This proves, for message {first.message_id} from {first.sender} "
-                f"to {first.recipient} (document SHA-256 {first.document_digest}):"
+                f"  This proves, for message {first.platform_message_id} from "
+                f"{first.sender_name} ({first.sender_enterprise_number}) "
+                f"to {first.recipient_national_number} "
+                f"(document SHA-256 {first.document_sha256}):"
             )
             for item in self.evidence:
+                facts = item.facts
                 stamped = f", timestamped {_utc(item.timestamp)}" if item.timestamp else ""
-                lines.append(f"    {item.event} at {item.event_time}{stamped} ({item.evidence_id})")
-                if item.login:
-                    lines.append(f"      the recipient had logged in {item.login}")
+                lines.append(
+                    f"    {facts.event} at {_utc(facts.event_time, precise=True)}{stamped} "
+                    f"({facts.evidence_id})"
+                )
+                if facts.recipient_authentication is not None:
+                    lines.append(f"      the recipient had logged in {_login(facts)}")
         elif not self.ok:
             lines.append("  This file does NOT prove anything: see FAIL above.")
         return lines
@@ -247,22 +254,12 @@ def _verify_evidence(report: Report, data: bytes, trust: Trust, label: str = "ev
         return
     stamp = _timestamp(report, signature, trust, label)
     _certificate_valid(report, signer, trust, stamp, label)
-    report.evidence.append(
-        Evidence(
-            evidence_id=_text(root, "ev:EvidenceId"),
-            event=_text(root, "ev:EventType").removeprefix(EVENT_URI),
-            event_time=_text(root, "ev:EventTime"),
-            message_id=_text(root, "ev:Message/ev:PlatformMessageId"),
-            sender=_text(root, "ev:Sender/ev:Name")
-            + f" ({_text(root, 'ev:Sender/ev:EnterpriseNumber')})",
-            recipient=_text(root, "ev:Recipient/ev:NationalNumber"),
-            document_digest=_text(root, "ev:Message/ev:DocumentDigest"),
-            previous_digest=root.findtext("ev:PreviousEvidenceDigest", namespaces=_EV),
-            timestamp=stamp,
-            sha256=digest(data),
-            login=_login(root),
-        )
-    )
+    try:
+        facts = read_facts(data)
+    except EvidenceFormatError as error:
+        report.check(False, f"{label}: {error}")
+        return
+    report.evidence.append(Evidence(facts=facts, timestamp=stamp, sha256=digest(data)))
 
 
 def _plain_structure(report: Report, root: etree._Element, label: str) -> bool:
@@ -414,7 +411,7 @@ def _timestamp(
 
 def _check_chain(report: Report, evidence: Iterable[Evidence]) -> None:
     items = list(evidence)
-    by_previous = {item.previous_digest: item for item in items}
+    by_previous = {item.facts.previous_evidence_sha256: item for item in items}
     ordered: list[Evidence] = []
     current = by_previous.get(None)
     while current is not None and len(ordered) < len(items):
@@ -425,7 +422,7 @@ def _check_chain(report: Report, evidence: Iterable[Evidence]) -> None:
         f"the {len(items)} evidence form one unbroken chain, each naming the one before",
     )
     report.check(
-        len({item.message_id for item in items}) == 1,
+        len({item.facts.platform_message_id for item in items}) == 1,
         "every evidence is about the same message",
     )
     if len(ordered) == len(items):
@@ -451,25 +448,18 @@ def _attachments(reader: PdfFileReader) -> list[tuple[str, bytes]]:
     return sorted(found)
 
 
-def _login(root: etree._Element) -> str | None:
-    node = root.find("ev:Recipient/ev:Authentication", _EV)
-    if node is None:
-        return None
-    parts = [
-        f"through {node.findtext('ev:IdentityProvider', '?', _EV)}",
-        f"at {node.findtext('ev:AuthenticationTime', '?', _EV)}",
-        f"with {node.findtext('ev:AuthnContextClassRef', '?', _EV)}",
-        f"(assertion {node.findtext('ev:AssertionId', '?', _EV)})",
-    ]
-    return " ".join(parts)
+def _login(facts: EvidenceFacts) -> str:
+    login = facts.recipient_authentication
+    assert login is not None
+    when = _utc(login.authenticated_at) if login.authenticated_at else "?"
+    return (
+        f"through {login.identity_provider or '?'} at {when} "
+        f"with {login.authn_context or '?'} (assertion {login.assertion_id or '?'})"
+    )
 
 
-def _utc(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%dT%H:%M:%SZ}"
-
-
-def _text(root: etree._Element, path: str) -> str:
-    return root.findtext(path, default="", namespaces=_EV)
+def _utc(moment: datetime, *, precise: bool = False) -> str:
+    return f"{moment:%Y-%m-%dT%H:%M:%S.%fZ}" if precise else f"{moment:%Y-%m-%dT%H:%M:%SZ}"
 
 
 def _certificate(pem: bytes | None) -> asn1_x509.Certificate:

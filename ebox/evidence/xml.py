@@ -167,6 +167,85 @@ def digest(evidence_xml: bytes) -> str:
     return hashlib.sha256(evidence_xml).hexdigest()
 
 
+class EvidenceFormatError(ValueError):
+    """Not an evidence document of this format: a fact missing or unreadable."""
+
+
+def read_facts(evidence_xml: bytes) -> EvidenceFacts:
+    """What an evidence states: the inverse of build_and_seal. Its signature is not checked
+    here (ebox.evidence.verify does that)."""
+    try:
+        root = etree.fromstring(evidence_xml, parser=_SAFE_PARSER)
+    except etree.XMLSyntaxError as error:
+        raise EvidenceFormatError(f"not well-formed XML: {error}") from None
+    if root.tag != f"{{{NS}}}Evidence":
+        raise EvidenceFormatError("not an evidence document")
+    event_type = _required(root, "EventType")
+    event = event_type.removeprefix(EVENT_URI)
+    if event == event_type or event not in EVENTS:
+        raise EvidenceFormatError(f"unknown evidence event {event_type!r}")
+    sequence = _optional(root, "Message/SenderSequence")
+    login = root.find("ev:Recipient/ev:Authentication", NAMESPACES)
+    return EvidenceFacts(
+        evidence_id=_required(root, "EvidenceId"),
+        event=event,
+        event_time=_moment(_required(root, "EventTime")),
+        issuer_name=_required(root, "Issuer/Name"),
+        issuer_url=_required(root, "Issuer/Url"),
+        sender_enterprise_number=_required(root, "Sender/EnterpriseNumber"),
+        sender_name=_required(root, "Sender/Name"),
+        sender_application=_required(root, "Sender/Application"),
+        recipient_national_number=_required(root, "Recipient/NationalNumber"),
+        platform_message_id=_required(root, "Message/PlatformMessageId"),
+        sender_ticket=_required(root, "Message/SenderTicket"),
+        sender_sequence=int(sequence) if sequence is not None else None,
+        submission_time=_moment(_required(root, "Message/SubmissionTime")),
+        document_sha256=_required(root, "Message/DocumentDigest"),
+        previous_evidence_sha256=_optional(root, "PreviousEvidenceDigest"),
+        reason=_optional(root, "Reason"),
+        document_title=_optional(root, "Message/Title"),
+        document_file_name=_optional(root, "Message/FileName"),
+        recipient_authentication=None
+        if login is None
+        else RecipientAuthentication(
+            identity_provider=_optional(login, "IdentityProvider") or "",
+            authn_context=_optional(login, "AuthnContextClassRef") or "",
+            authenticated_at=_optional_moment(_optional(login, "AuthenticationTime")),
+            assertion_id=_optional(login, "AssertionId") or "",
+        ),
+        sender_certificate_sha256=_optional(root, "Sender/CertificateDigest"),
+        available_until=_optional_moment(_optional(root, "Message/AvailableUntil")),
+        sealing_time=_optional_moment(_optional(root, "SealingTime")),
+    )
+
+
+def _required(root: etree._Element, path: str) -> str:
+    value = _optional(root, path)
+    if value is None:
+        raise EvidenceFormatError(f"the evidence has no {path}")
+    return value
+
+
+def _optional(root: etree._Element, path: str) -> str | None:
+    steps = "/".join(f"ev:{step}" for step in path.split("/"))
+    value = root.findtext(steps, namespaces=NAMESPACES)
+    return value if value else None
+
+
+def _optional_moment(text: str | None) -> datetime | None:
+    return None if text is None else _moment(text)
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise EvidenceFormatError(f"the evidence time {text!r} is not a time") from None
+    if moment.tzinfo is None:
+        raise EvidenceFormatError(f"the evidence time {text!r} has no time zone")
+    return moment.astimezone(UTC)
+
+
 def schema_problem(root: etree._Element) -> str | None:
     """Why the evidence does not follow the Evidence schema, or None when it does."""
     schema = _schema()

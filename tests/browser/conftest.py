@@ -30,8 +30,11 @@ from tests.conftest import make_settings
 from tests.mail.smtp_server import Received, free_port
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Per module, not per session: while Playwright's sync API runs, its event loop counts as
+    # running in this thread, and code that calls asyncio.run() (pyHanko signing proofs) would
+    # fail in any later test of the same process.
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS

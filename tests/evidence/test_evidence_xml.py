@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import subprocess
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from ebox.evidence.xml import (
     digest,
     signature_timestamp,
 )
+from tests.evidence.samples import sample_facts
 from tests.evidence.tsa_server import TimestampAuthority, openssl_ts_verify, unreachable_url
 
 
@@ -36,23 +35,7 @@ def other_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def facts(event: str = "ContentHandover", previous: str | None = None) -> EvidenceFacts:
-    return EvidenceFacts(
-        evidence_id=str(uuid.uuid4()),
-        event=event,
-        event_time=datetime(2026, 11, 29, 9, 30, tzinfo=UTC),
-        issuer_name="eBox",
-        issuer_url="https://ebox.example",
-        sender_enterprise_number="0123456749",
-        sender_name="Federal Pension Service",
-        sender_application="RegisteredMail v1",
-        recipient_national_number="85073003328",
-        platform_message_id=str(uuid.uuid4()),
-        sender_ticket="PENSION-1",
-        sender_sequence=3,
-        submission_time=datetime(2026, 11, 28, 8, 0, tzinfo=UTC),
-        document_sha256="ab" * 32,
-        previous_evidence_sha256=previous,
-    )
+    return sample_facts(event, previous_evidence_sha256=previous)
 
 
 def xmlsec1_verify(
@@ -89,7 +72,7 @@ def test_it_states_the_facts_and_the_previous_evidence(seal: Seal) -> None:
     assert root.findtext("ev:EventType", namespaces=ns).endswith("ContentConsignment")
     assert root.findtext("ev:EventTime", namespaces=ns) == "2026-11-29T09:30:00.000000Z"
     assert root.findtext("ev:Recipient/ev:NationalNumber", namespaces=ns) == "85073003328"
-    assert root.findtext("ev:Message/ev:DocumentDigest", namespaces=ns) == "ab" * 32
+    assert root.findtext("ev:Message/ev:DocumentDigest", namespaces=ns) == "4f" * 32
     assert root.findtext("ev:PreviousEvidenceDigest", namespaces=ns) == digest(first)
 
 

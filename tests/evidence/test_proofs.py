@@ -4,7 +4,6 @@ pdftotext."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import re
 import subprocess
@@ -28,12 +27,12 @@ from ebox.evidence.seal import Seal, demo_seal
 from ebox.evidence.services import NOT_RETRIEVED
 from ebox.evidence.timestamp import TimestampError
 from ebox.evidence.xml import EvidenceFacts, RecipientAuthentication, build_and_seal, digest
+from tests.evidence.samples import SUBMITTED, sample_facts
 from tests.evidence.tsa_server import TimestampAuthority, unreachable_url
 from tests.evidence.verifiers import pdfsig
 
 HANDED_OVER = ("SubmissionAcceptance", "ContentConsignment", "ContentHandover")
 NOT_HANDED_OVER = ("SubmissionAcceptance", "ContentConsignment", "ContentHandoverFailure")
-SUBMITTED = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 
 Render = Callable[..., bytes]
 
@@ -84,27 +83,15 @@ def make_chain(seal: Seal, events: tuple[str, ...], **changes: Any) -> list[byte
 def evidence_facts(
     event: str, message_id: str, position: int, previous: str | None, **changes: Any
 ) -> EvidenceFacts:
-    facts = EvidenceFacts(
-        evidence_id=str(uuid.uuid4()),
-        event=event,
-        event_time=SUBMITTED + timedelta(hours=5 * position, seconds=1),
-        issuer_name="eBox",
-        issuer_url="https://ebox.example",
-        sender_enterprise_number="0123456749",
-        sender_name="Federal Pension Service",
-        sender_application="eBox RegisteredMail v1",
-        recipient_national_number="85073003328",
-        platform_message_id=message_id,
-        sender_ticket="PENSION-2026-000123",
-        sender_sequence=3,
-        submission_time=SUBMITTED,
-        document_sha256="4f" * 32,
-        previous_evidence_sha256=previous,
-        reason=NOT_RETRIEVED if event == "ContentHandoverFailure" else None,
-        document_title="Décision relative à votre pension",
-        document_file_name="pension-decision-2026.pdf",
-    )
-    return dataclasses.replace(facts, **changes)
+    stated: dict[str, Any] = {
+        "event_time": SUBMITTED + timedelta(hours=5 * position, seconds=1),
+        "platform_message_id": message_id,
+        "previous_evidence_sha256": previous,
+        "reason": NOT_RETRIEVED if event == "ContentHandoverFailure" else None,
+        "document_title": "Décision relative à votre pension",
+        "document_file_name": "pension-decision-2026.pdf",
+    }
+    return sample_facts(event, **{**stated, **changes})
 
 
 # --- the seal, as verifiers see it -------------------------------------------------------------
@@ -208,7 +195,7 @@ def test_the_attachments_are_the_evidence_byte_for_byte(
         ["pdfdetach", "-saveall", "-o", str(tmp_path), str(proof)], check=True, capture_output=True
     )
     extracted = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
-    facts = [read_evidence(item) for item in chain]
+    facts = [read_evidence(item).facts for item in chain]
     expected = {
         f"evidence-{position:02d}-{item.event}-{item.evidence_id}.xml": xml
         for position, (item, xml) in enumerate(zip(facts, chain, strict=True), start=1)
@@ -258,7 +245,7 @@ def test_it_states_the_facts_of_the_evidence(
         "Opened by the recipient",
         "18:00:01 UTC",  # the handover, five hours after the consignment
         "version 2",
-        *(item.evidence_id for item in stated.evidence),
+        *(item.facts.evidence_id for item in stated.evidence),
     ):
         assert fact in text, fact
 

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import copy
 import time
-import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from lxml import etree
@@ -23,98 +17,20 @@ from ebox.evidence.models import DeliveryProof
 from ebox.evidence.proofs import render_proof
 from ebox.evidence.seal import Seal, demo_seal
 from ebox.evidence.services import chain_of, latest_proof, platform_seal
-from ebox.evidence.xml import NAMESPACES, EvidenceFacts, build_and_seal
+from ebox.evidence.xml import NAMESPACES, build_and_seal
 from ebox.extensions import db
 from ebox.mailbox.models import Document
 from ebox.mailbox.services import confirm_receipt
 from ebox.retention.services import purge_expired
+from tests.evidence.samples import sample_facts
 from tests.evidence.tsa_server import TimestampAuthority
 from tests.factories import create_citizen, create_document
+from tests.pki import Issued, issue, make_ca
 
 
-@dataclass(frozen=True)
-class Authority:
-    key: rsa.RSAPrivateKey
-    certificate: x509.Certificate
-
-    @property
-    def root_pem(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.PEM)
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def make_ca(folder: Path) -> Authority:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(_name("A certification authority"))
-        .issuer_name(_name("A certification authority"))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
-        )
-        .sign(key, hashes.SHA256())
-    )
-    return Authority(key, certificate)
-
-
-def leaf_of(
-    authority: Authority, common_name: str, valid_for: timedelta = timedelta(days=300)
-) -> Seal:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(authority.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + valid_for)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, True, False, False, False, False, False, False, False), True
-        )
-        .sign(authority.key, hashes.SHA256())
-    )
-    return Seal(
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-        cert_pem=certificate.public_bytes(serialization.Encoding.PEM),
-        root_pem=authority.root_pem,
-    )
-
-
-def facts_for(event: str) -> EvidenceFacts:
-    moment = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
-    return EvidenceFacts(
-        evidence_id=str(uuid.uuid4()),
-        event=event,
-        event_time=moment,
-        issuer_name="eBox",
-        issuer_url="https://ebox.example",
-        sender_enterprise_number="0123456749",
-        sender_name="Federal Pension Service",
-        sender_application="eBox RegisteredMail v1",
-        recipient_national_number="85073003328",
-        platform_message_id=str(uuid.uuid4()),
-        sender_ticket="T-1",
-        sender_sequence=None,
-        submission_time=moment,
-        document_sha256="ab" * 32,
-        previous_evidence_sha256=None,
-    )
+def seal_of(ca: Issued, common_name: str, valid_for: timedelta = timedelta(days=300)) -> Seal:
+    leaf = issue(ca, common_name, valid_for=valid_for)
+    return Seal(key_pem=leaf.key_pem, cert_pem=leaf.cert_pem, root_pem=ca.cert_pem)
 
 
 def opened_registered_document() -> Document:
@@ -354,11 +270,11 @@ def test_another_organisation_certified_by_the_same_ca_is_not_ebox(
     app: Flask, runner: FlaskCliRunner, tmp_path: Path
 ) -> None:
     # Two leaves of one CA: eBox's seal, and someone else's.
-    authority = make_ca(tmp_path)
-    ebox_seal, other = (leaf_of(authority, name) for name in ("eBox seal", "Another company"))
-    (tmp_path / "ca.pem").write_bytes(authority.root_pem)
+    authority = make_ca("A certification authority")
+    ebox_seal, other = (seal_of(authority, name) for name in ("eBox seal", "Another company"))
+    (tmp_path / "ca.pem").write_bytes(authority.cert_pem)
     (tmp_path / "ebox-seal.pem").write_bytes(ebox_seal.cert_pem)
-    chain = [build_and_seal(facts_for("ContentHandover"), other)]
+    chain = [build_and_seal(sample_facts("ContentHandover"), other)]
     (tmp_path / "other.xml").write_bytes(chain[0])
     (tmp_path / "other.pdf").write_bytes(render_proof(chain, language="en", version=1, seal=other))
     trust = ["--root", tmp_path / "ca.pem", "--seal-cert", tmp_path / "ebox-seal.pem"]
@@ -368,7 +284,7 @@ def test_another_organisation_certified_by_the_same_ca_is_not_ebox(
         assert code == 1, output
         assert "FAIL" in output and "sealed with eBox's sealing certificate" in output
 
-    genuine = build_and_seal(facts_for("ContentHandover"), ebox_seal)
+    genuine = build_and_seal(sample_facts("ContentHandover"), ebox_seal)
     (tmp_path / "genuine.xml").write_bytes(genuine)
     code, output = verify(runner, tmp_path / "genuine.xml", *trust)
     assert code == 0, output
@@ -388,11 +304,11 @@ def test_with_a_timestamp_root_every_evidence_must_carry_a_timestamp(
 def test_a_seal_certificate_expired_since_is_judged_at_the_trusted_timestamp(
     app: Flask, runner: FlaskCliRunner, tsa: TimestampAuthority, tmp_path: Path
 ) -> None:
-    authority = make_ca(tmp_path)
-    short_lived = leaf_of(authority, "eBox seal", valid_for=timedelta(seconds=4))
-    (tmp_path / "ca.pem").write_bytes(authority.root_pem)
+    authority = make_ca("A certification authority")
+    short_lived = seal_of(authority, "eBox seal", valid_for=timedelta(seconds=4))
+    (tmp_path / "ca.pem").write_bytes(authority.cert_pem)
     (tmp_path / "seal.pem").write_bytes(short_lived.cert_pem)
-    chain = [build_and_seal(facts_for("ContentHandover"), short_lived, tsa_url=tsa.url)]
+    chain = [build_and_seal(sample_facts("ContentHandover"), short_lived, tsa_url=tsa.url)]
     (tmp_path / "e.xml").write_bytes(chain[0])
     (tmp_path / "p.pdf").write_bytes(
         render_proof(chain, language="en", version=1, seal=short_lived, tsa_url=tsa.url)

@@ -9,7 +9,8 @@ Two knobs make a misbehaving authority out of the same real one: `digests` (whic
 OpenSSL grants; others get a rejection) and `alter_query` (rewrites each query before OpenSSL
 answers it, e.g. another imprint, so the reply no longer matches the request).
 
-Standalone: `python tests/evidence/tsa_server.py --port 8318` serves until interrupted.
+Standalone, from the repository: `.venv/bin/python -m tests.evidence.tsa_server --port 8318`
+serves until interrupted.
 """
 
 from __future__ import annotations
@@ -21,15 +22,13 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from tests.pki import issue, make_ca
 
 PATH = "/tsa"
 TEST_POLICY = "1.2.3.4.1"  # the example policy of OpenSSL's documentation: a test TSA's own
@@ -198,74 +197,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _write_pki(folder: Path) -> None:
-    now = datetime.now(UTC) - timedelta(minutes=5)
-    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca_name = _name("eBox test timestamp root CA")
-    ca = (
-        _certificate(ca_name, ca_name, ca_key, ca_key, now)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_usage(key_cert_sign=True), critical=True)
-        .sign(ca_key, hashes.SHA256())
+    ca = make_ca("eBox test timestamp root CA")
+    tsa = issue(
+        ca, "eBox test timestamp authority", extended_usage=ExtendedKeyUsageOID.TIME_STAMPING
     )
-    tsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    tsa = (
-        _certificate(_name("eBox test timestamp authority"), ca_name, tsa_key, ca_key, now)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_usage(signs_tokens=True), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    (folder / "ca.pem").write_bytes(ca.public_bytes(pem))
-    (folder / "tsa-cert.pem").write_bytes(tsa.public_bytes(pem))
-    (folder / "tsa-key.pem").write_bytes(
-        tsa_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-
-
-def _certificate(
-    subject: x509.Name,
-    issuer: x509.Name,
-    key: rsa.RSAPrivateKey,
-    issuer_key: rsa.RSAPrivateKey,
-    now: datetime,
-) -> x509.CertificateBuilder:
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-    )
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "eBox tests"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
-
-
-def _usage(*, signs_tokens: bool = False, key_cert_sign: bool = False) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=signs_tokens,
-        content_commitment=signs_tokens,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=key_cert_sign,
-        crl_sign=key_cert_sign,
-        encipher_only=False,
-        decipher_only=False,
-    )
+    (folder / "ca.pem").write_bytes(ca.cert_pem)
+    (folder / "tsa-cert.pem").write_bytes(tsa.cert_pem)
+    (folder / "tsa-key.pem").write_bytes(tsa.key_pem)
 
 
 def main() -> None:

@@ -195,28 +195,6 @@ def test_a_sender_without_the_registered_mail_right_is_refused_everywhere(
     assert [event.details["code"] for event in refusals] == ["REGISTERED_MAIL_NOT_ALLOWED"] * 3
 
 
-def test_publish_ebox_message_still_refuses_registered_mail(
-    app: Flask, sender: Sender, rm_server: LiveServer, identity: Identity
-) -> None:
-    ebox_client = make_client(f"{rm_server.url}/soap/EboxMessage/v1?wsdl", *identity_keys(identity))
-    fault = refused(
-        ebox_client.service.publishEboxMessage,
-        MessageID={"Ticket": "T"},
-        Recipient=next_national_number(),
-        MessageType="NOTICE",
-        Language="en",
-        Title="t",
-        Document={
-            "DownloadFileName": "a.pdf",
-            "MediaType": "application/pdf",
-            "Digest": {"_value_1": hashlib.sha256(PDF).digest(), "Algorithm": "SHA-256"},
-            "Content": PDF,
-        },
-        RegisteredMail=True,
-    )
-    assert fault_code(fault) == "REGISTERED_MAIL_NOT_HERE"
-
-
 # --- sendRegisteredDocument -------------------------------------------------------------------
 
 
