@@ -8,10 +8,30 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+# Every model module, so that the metadata (and Alembic) know every table.
+import ebox.accounts.models
+import ebox.admin.models
+import ebox.alerts.models
+import ebox.applications.models
+import ebox.audit.models
+import ebox.evidence.models
+import ebox.mailbox.models
+import ebox.profile.models
+import ebox.senders.models  # noqa: F401
 from ebox import web
+from ebox.accounts.sessions import load_session
+from ebox.accounts.views import bp as accounts_bp
+from ebox.admin.views import bp as admin_bp
+from ebox.applications.views import bp as applications_bp
+from ebox.cli import ebox_group
 from ebox.config import Settings
+from ebox.evidence.views import bp as evidence_bp
 from ebox.extensions import babel, csrf, db, migrate
+from ebox.health.views import bp as health_bp
 from ebox.log_config import configure_logging
+from ebox.mailbox.views import bp as mailbox_bp
+from ebox.profile.views import bp as profile_bp
+from ebox.soap.views import bp as soap_bp
 
 
 def create_app(settings: Settings | None = None, **flask_overrides: Any) -> Flask:
@@ -51,34 +71,11 @@ def _init_extensions(app: Flask) -> None:
     )
     csrf.init_app(app)
     babel.init_app(app, locale_selector=web.select_language)
-    _import_models()
-
-
-def _import_models() -> None:
-    """Every model module, so that the metadata (and Alembic) know every table."""
-    import ebox.accounts.models
-    import ebox.admin.models
-    import ebox.alerts.models
-    import ebox.applications.models
-    import ebox.audit.models
-    import ebox.evidence.models
-    import ebox.mailbox.models
-    import ebox.profile.models
-    import ebox.senders.models  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:
-    """Every blueprint of eBox, in one place. Demo helpers only outside production."""
-    from ebox.accounts.views import bp as accounts_bp
-    from ebox.admin.views import bp as admin_bp
-    from ebox.applications.views import bp as applications_bp
-    from ebox.evidence.views import bp as evidence_bp
-    from ebox.health.views import bp as health_bp
-    from ebox.mailbox.views import bp as mailbox_bp
-    from ebox.profile.views import bp as profile_bp
-    from ebox.soap.views import bp as soap_bp
-
-    app.before_request(_load_citizen)
+    """Every blueprint of eBox, in one place. The demo helpers plug in only outside production."""
+    app.before_request(load_session)
     for blueprint in (
         health_bp,
         accounts_bp,
@@ -93,20 +90,10 @@ def register_blueprints(app: Flask) -> None:
 
     settings: Settings = app.config["EBOX"]
     if settings.is_demo:
-        from ebox.demo.idp import bp as demo_idp_bp
-        from ebox.demo.views import bp as demo_bp
+        import ebox.demo  # imported here: production never loads the demo package
 
-        app.register_blueprint(demo_bp)
-        app.register_blueprint(demo_idp_bp)
-
-
-def _load_citizen() -> None:
-    from ebox.accounts.sessions import load_session
-
-    load_session()
+        ebox.demo.init_app(app)
 
 
 def register_commands(app: Flask) -> None:
-    from ebox.cli import ebox_group
-
     app.cli.add_command(ebox_group)

@@ -1,5 +1,9 @@
 """Settings, read from EBOX_* environment variables.
 
+Every setting is declared once, below: its default, its variable and what it means. The
+README's settings table is generated from these declarations (`flask --app app ebox settings`)
+and a test keeps the two equal. Code reads them through current_settings().
+
 Every setting has an embedded default so that a newcomer can start eBox with one command
 (SQLite, local files, the demo identity provider, mail captured on disk). Production mode
 (EBOX_ENV=production) refuses the defaults that are only safe on a laptop.
@@ -7,158 +11,213 @@ Every setting has an embedded default so that a newcomer can start eBox with one
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from flask import current_app
+
+from ebox.errors import ConfigError
+from ebox.storage.crypto import validate_master_key
 
 DEFAULT_SECRET_KEY = "dev-secret-key-not-for-production"  # noqa: S105 (production refuses it)
 # 32 bytes, base64: the embedded default master key. Production refuses it.
 DEFAULT_MASTER_KEY = "ZWJveC1lbWJlZGRlZC1kZWZhdWx0LW1hc3Rlci1rZXk="
 LANGUAGES = ("nl", "fr", "de", "en")
 
-
-class ConfigError(RuntimeError):
-    """The configuration cannot be used; the message says why."""
+__all__ = ["LANGUAGES", "ConfigError", "Settings", "current_settings"]
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"EBOX_{name}", default)
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(f"EBOX_{name}")
-    if raw is None:
-        return default
+def _parse_bool(raw: str) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(f"EBOX_{name}")
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"EBOX_{name} must be a whole number, got {raw!r}") from exc
+def setting(
+    default: Any,
+    meaning: str,
+    *,
+    variable: str = "",
+    shown: str = "",
+    parse: Callable[[str], Any] | None = None,
+) -> Any:
+    """Declare one setting: its default, what it means (the README says so), and optionally
+    its variable's name after EBOX_ (else the field's name in capitals), how the README shows
+    the default, and how the variable's text is read (else by the default's type)."""
+    metadata = {"meaning": meaning, "variable": variable, "shown": shown, "parse": parse}
+    if isinstance(default, Path):
+        return field(default_factory=lambda: default.resolve(), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class Settings:
-    """All of eBox's settings. `describe()` lists them for the README's table."""
+    """All of eBox's settings. An empty value marked "derived" is filled in by __post_init__."""
 
-    env: str = "development"
-    instance_path: Path = field(default_factory=lambda: Path("instance").resolve())
-    secret_key: str = DEFAULT_SECRET_KEY
-    database_url: str = ""
-    redis_url: str = ""
-    public_url: str = "http://localhost:5000"
+    env: str = setting("development", "`development`, `test` or `production`")
+    instance_path: Path = setting(
+        Path("instance"),
+        "folder for the embedded defaults (database, files, keys, mail)",
+        shown="`instance`",
+    )
+    secret_key: str = setting(
+        DEFAULT_SECRET_KEY,
+        "signs session cookies and CSRF tokens (≥ 32 characters in production)",
+        shown="a development key",
+    )
+    database_url: str = setting(
+        "",  # derived
+        "SQLAlchemy URL, e.g. `postgresql+psycopg://ebox@db/ebox`",
+        shown="SQLite under `instance/`",
+    )
+    redis_url: str = setting(
+        "",
+        "Redis for the job queue, e.g. `redis://127.0.0.1:6379/0`",
+        shown="empty: embedded Redis",
+    )
+    public_url: str = setting(
+        "http://localhost:5000",
+        "the address citizens use; SAML endpoints are derived from it",
+    )
     # Storage of document content: "local" (a directory) or "s3".
-    storage_backend: str = "local"
-    storage_path: str = ""
-    s3_endpoint_url: str = ""
-    s3_bucket: str = "ebox-documents"
-    s3_region: str = "eu-west-1"
-    s3_access_key_id: str = ""
-    s3_secret_access_key: str = ""
-    master_key: str = DEFAULT_MASTER_KEY
-    master_key_id: str = "k1"
-    # SAML federation.
-    saml_idp: str = "demo"
-    saml_idp_metadata: str = ""
-    saml_sp_entity_id: str = ""
-    saml_sp_cert: str = ""
-    saml_sp_key: str = ""
-    saml_attr_national_number: str = "egovNRN"
-    saml_attr_given_name: str = "givenName"
-    saml_attr_surname: str = "surname"
-    saml_attr_language: str = "PrefLanguage"
-    # Outgoing mail: smtp://user:password@host:port (smtps:// for implicit TLS,
-    # ?starttls=1 to upgrade). Empty: captured as files under instance/mail.
-    smtp_url: str = ""
-    mail_from: str = "eBox <no-reply@ebox.localhost>"
-    session_idle_minutes: int = 15
-    email_code_minutes: int = 15
-    email_code_attempts: int = 5
-    inbox_page_size: int = 20
-    max_document_bytes: int = 10 * 1024 * 1024
-    # SOAP requests: refused before parsing above this size (a 10 MB document in base64 is
-    # 13.4 MB); the expiry a sender may ask for, in days from publication.
-    soap_max_request_bytes: int = 16 * 1024 * 1024
-    min_expiry_days: int = 1
-    max_expiry_days: int = 3 * 365 + 1
-    cookie_secure: bool = False
-    # The worker (ebox/schedule.py): the daily alert's hour in Europe/Brussels, how far ahead an
-    # unread document's deletion is announced, and how often expired documents are deleted.
-    # Reverse proxies in front (nginx, a load balancer) whose X-Forwarded-For and
-    # X-Forwarded-Proto are believed; 0 believes none (a client could forge them).
-    trusted_proxies: int = 0
-    # Registered mail: the platform's seal (PEM files; empty: a demo CA under instance/seal),
-    # an RFC 3161 timestamp authority (optional), and how long evidence is kept.
-    seal_key: str = ""
-    seal_cert: str = ""
-    seal_ca_cert: str = ""
-    tsa_url: str = ""
-    # The timestamp authority's root CA (PEM file): every token is checked against it.
-    tsa_ca_cert: str = ""
-    evidence_retention_years: int = 10
-    alert_hour: int = 7
-    alert_expiry_window_days: int = 7
-    purge_interval_minutes: int = 60
+    storage_backend: str = setting(
+        "local", "document store: `local` (a directory) or `s3`", variable="STORAGE"
+    )
+    storage_path: str = setting(
+        "",  # derived
+        "directory of the local store",
+        shown="`instance/documents`",
+    )
+    s3_endpoint_url: str = setting(
+        "", "S3-compatible endpoint (empty: the provider's default)", shown="empty"
+    )
+    s3_bucket: str = setting("ebox-documents", "bucket of the S3 store")
+    s3_region: str = setting("eu-west-1", "region of the S3 store")
+    s3_access_key_id: str = setting(
+        "", "S3 access key (empty: the usual credential chain)", shown="empty"
+    )
+    s3_secret_access_key: str = setting("", "S3 secret key", shown="empty")
+    master_key: str = setting(
+        DEFAULT_MASTER_KEY,
+        "base64 of 32 random bytes; wraps every document key",
+        shown="a development key",
+    )
+    master_key_id: str = setting(
+        "k1", "name of the master key, stored with each document for rotation"
+    )
+    saml_idp: str = setting(
+        "demo", "`demo` (built-in demo identity provider) or `federation`", variable="SAML_IDP"
+    )
+    saml_idp_metadata: str = setting("", "path of the federation's IdP metadata XML", shown="empty")
+    saml_sp_entity_id: str = setting(
+        "",  # derived
+        "our entity id",
+        shown="`<public url>/auth/saml/metadata`",
+    )
+    saml_sp_cert: str = setting(
+        "", "path of our SAML certificate (PEM)", shown="generated under `instance/saml/`"
+    )
+    saml_sp_key: str = setting(
+        "", "path of our SAML private key (PEM)", shown="generated under `instance/saml/`"
+    )
+    saml_attr_national_number: str = setting(
+        "egovNRN", "attribute carrying the national register number"
+    )
+    saml_attr_given_name: str = setting("givenName", "attribute carrying the given name")
+    saml_attr_surname: str = setting("surname", "attribute carrying the surname")
+    saml_attr_language: str = setting("PrefLanguage", "attribute carrying the preferred language")
+    smtp_url: str = setting(
+        "",
+        "`smtp://user:pass@host:587?starttls=1` or `smtps://host:465`",
+        shown="empty: captured in `instance/mail/`",
+    )
+    mail_from: str = setting("eBox <no-reply@ebox.localhost>", "sender of every e-mail")
+    session_idle_minutes: int = setting(15, "a session ends after this long without activity")
+    session_max_hours: int = setting(
+        12, "a session ends this long after the login, however active it was"
+    )
+    email_code_minutes: int = setting(15, "lifetime of an e-mail confirmation code")
+    email_code_attempts: int = setting(5, "wrong tries before a code is burnt")
+    inbox_page_size: int = setting(20, "documents per inbox page")
+    max_document_bytes: int = setting(10 * 1024 * 1024, "largest document accepted")
+    # A 10 MB document in base64 is 13.4 MB.
+    soap_max_request_bytes: int = setting(
+        16 * 1024 * 1024, "largest SOAP request read; larger ones are refused before parsing"
+    )
+    wss_max_timestamp_minutes: int = setting(
+        10,
+        "longest lifetime (Expires − Created) accepted for a WS-Security Timestamp; replays are "
+        "refused for as long as a request could be accepted",
+    )
+    min_expiry_days: int = setting(1, "shortest lifetime a sender may give a document")
+    max_expiry_days: int = setting(
+        3 * 365 + 1, "longest lifetime a sender may give a document (3 years)"
+    )
+    cookie_secure: bool = setting(
+        False,  # from the environment: on in production unless set
+        "send cookies over HTTPS only",
+        shown="on in production",
+    )
+    seal_key: str = setting(
+        "",
+        "PEM file of the platform's sealing key (registered mail)",
+        shown="a demo CA under `instance/seal/`",
+    )
+    seal_cert: str = setting(
+        "",
+        "PEM file of the sealing key's certificate",
+        shown="a demo CA under `instance/seal/`",
+    )
+    seal_ca_cert: str = setting(
+        "",
+        "PEM file of the root CA that verifiers of the seal trust",
+        shown="a demo CA under `instance/seal/`",
+    )
+    tsa_url: str = setting(
+        "",
+        "RFC 3161 timestamp authority for evidence and proofs; empty: no timestamps",
+        shown="empty",
+    )
+    tsa_ca_cert: str = setting(
+        "",
+        "PEM file of the timestamp authority's root CA: each token is checked against it "
+        "before it is embedded (required in production with `EBOX_TSA_URL`)",
+        shown="empty",
+    )
+    evidence_retention_years: int = setting(10, "how long registered-mail evidence is kept")
+    trusted_proxies: int = setting(
+        0,
+        "proxies in front whose `X-Forwarded-For`/`-Proto` are believed (1 behind one nginx)",
+    )
+    alert_hour: int = setting(7, "hour (Europe/Brussels) of the daily e-mail alert")
+    alert_expiry_window_days: int = setting(
+        7, "an alert warns of unread documents deleted within this many days"
+    )
+    purge_interval_minutes: int = setting(60, "how often the worker deletes expired documents")
+
+    def __post_init__(self) -> None:
+        """Fill in the settings whose default follows from others."""
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.instance_path / 'ebox.sqlite3'}"
+        if not self.storage_path:
+            self.storage_path = str(self.instance_path / "documents")
+        self.public_url = self.public_url.rstrip("/")
+        if not self.saml_sp_entity_id:
+            self.saml_sp_entity_id = f"{self.public_url}/auth/saml/metadata"
 
     @classmethod
-    def from_environment(cls) -> Settings:
-        env = _env("ENV", "development")
-        instance = Path(_env("INSTANCE_PATH", "instance")).resolve()
-        settings = cls(
-            env=env,
-            instance_path=instance,
-            secret_key=_env("SECRET_KEY", DEFAULT_SECRET_KEY),
-            database_url=_env("DATABASE_URL", f"sqlite:///{instance / 'ebox.sqlite3'}"),
-            redis_url=_env("REDIS_URL", ""),
-            public_url=_env("PUBLIC_URL", "http://localhost:5000").rstrip("/"),
-            storage_backend=_env("STORAGE", "local"),
-            storage_path=_env("STORAGE_PATH", str(instance / "documents")),
-            s3_endpoint_url=_env("S3_ENDPOINT_URL", ""),
-            s3_bucket=_env("S3_BUCKET", "ebox-documents"),
-            s3_region=_env("S3_REGION", "eu-west-1"),
-            s3_access_key_id=_env("S3_ACCESS_KEY_ID", ""),
-            s3_secret_access_key=_env("S3_SECRET_ACCESS_KEY", ""),
-            master_key=_env("MASTER_KEY", DEFAULT_MASTER_KEY),
-            master_key_id=_env("MASTER_KEY_ID", "k1"),
-            saml_idp=_env("SAML_IDP", "demo"),
-            saml_idp_metadata=_env("SAML_IDP_METADATA", ""),
-            saml_sp_entity_id=_env("SAML_SP_ENTITY_ID", ""),
-            saml_sp_cert=_env("SAML_SP_CERT", ""),
-            saml_sp_key=_env("SAML_SP_KEY", ""),
-            saml_attr_national_number=_env("SAML_ATTR_NATIONAL_NUMBER", "egovNRN"),
-            saml_attr_given_name=_env("SAML_ATTR_GIVEN_NAME", "givenName"),
-            saml_attr_surname=_env("SAML_ATTR_SURNAME", "surname"),
-            saml_attr_language=_env("SAML_ATTR_LANGUAGE", "PrefLanguage"),
-            smtp_url=_env("SMTP_URL", ""),
-            mail_from=_env("MAIL_FROM", "eBox <no-reply@ebox.localhost>"),
-            session_idle_minutes=_env_int("SESSION_IDLE_MINUTES", 15),
-            email_code_minutes=_env_int("EMAIL_CODE_MINUTES", 15),
-            email_code_attempts=_env_int("EMAIL_CODE_ATTEMPTS", 5),
-            inbox_page_size=_env_int("INBOX_PAGE_SIZE", 20),
-            max_document_bytes=_env_int("MAX_DOCUMENT_BYTES", 10 * 1024 * 1024),
-            soap_max_request_bytes=_env_int("SOAP_MAX_REQUEST_BYTES", 16 * 1024 * 1024),
-            min_expiry_days=_env_int("MIN_EXPIRY_DAYS", 1),
-            max_expiry_days=_env_int("MAX_EXPIRY_DAYS", 3 * 365 + 1),
-            cookie_secure=_env_bool("COOKIE_SECURE", env == "production"),
-            trusted_proxies=_env_int("TRUSTED_PROXIES", 0),
-            seal_key=_env("SEAL_KEY", ""),
-            seal_cert=_env("SEAL_CERT", ""),
-            seal_ca_cert=_env("SEAL_CA_CERT", ""),
-            tsa_url=_env("TSA_URL", ""),
-            tsa_ca_cert=_env("TSA_CA_CERT", ""),
-            evidence_retention_years=_env_int("EVIDENCE_RETENTION_YEARS", 10),
-            alert_hour=_env_int("ALERT_HOUR", 7),
-            alert_expiry_window_days=_env_int("ALERT_EXPIRY_WINDOW_DAYS", 7),
-            purge_interval_minutes=_env_int("PURGE_INTERVAL_MINUTES", 60),
-        )
-        if settings.saml_sp_entity_id == "":
-            settings.saml_sp_entity_id = f"{settings.public_url}/auth/saml/metadata"
-        return settings
+    def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:
+        """The settings from EBOX_* variables; an unset or empty variable keeps the default."""
+        environ = dict(os.environ if environ is None else environ)
+        given: dict[str, Any] = {}
+        for declared in dataclasses.fields(cls):
+            raw = environ.get(variable_of(declared), "")
+            if raw != "":
+                given[declared.name] = _parse(declared, raw)
+        given.setdefault("cookie_secure", given.get("env") == "production")
+        return cls(**given)
 
     @property
     def is_production(self) -> bool:
@@ -175,56 +234,69 @@ class Settings:
 
     def problems_for_production(self) -> list[str]:
         """Why these settings must not run in production; empty when they may."""
-        problems = []
-        if self.uses_demo_idp:
-            problems.append(
-                "EBOX_SAML_IDP is 'demo': set it to 'federation' and give EBOX_SAML_IDP_METADATA"
-            )
-        if not (self.saml_sp_key and self.saml_sp_cert):
-            problems.append(
-                "EBOX_SAML_SP_KEY and EBOX_SAML_SP_CERT must be set (the SP signs requests)"
-            )
-        if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
-            problems.append("EBOX_SECRET_KEY is the default or shorter than 32 characters")
-        if self.master_key == DEFAULT_MASTER_KEY:
-            problems.append("EBOX_MASTER_KEY is the embedded default key")
-        if self.database_url.startswith("sqlite"):
-            problems.append("EBOX_DATABASE_URL points to SQLite: use PostgreSQL")
-        if not self.smtp_url:
-            problems.append("EBOX_SMTP_URL is empty: mail would only be captured on disk")
-        if not self.cookie_secure:
-            problems.append("EBOX_COOKIE_SECURE is off: session cookies would travel without TLS")
-        if not (self.seal_key and self.seal_cert and self.seal_ca_cert):
-            problems.append(
+        checks = [
+            (
+                self.uses_demo_idp,
+                "EBOX_SAML_IDP is 'demo': set it to 'federation' and give EBOX_SAML_IDP_METADATA",
+            ),
+            (
+                not (self.saml_sp_key and self.saml_sp_cert),
+                "EBOX_SAML_SP_KEY and EBOX_SAML_SP_CERT must be set (the SP signs requests)",
+            ),
+            (
+                self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32,
+                "EBOX_SECRET_KEY is the default or shorter than 32 characters",
+            ),
+            (self.master_key == DEFAULT_MASTER_KEY, "EBOX_MASTER_KEY is the embedded default key"),
+            (
+                self.database_url.startswith("sqlite"),
+                "EBOX_DATABASE_URL points to SQLite: use PostgreSQL",
+            ),
+            (not self.smtp_url, "EBOX_SMTP_URL is empty: mail would only be captured on disk"),
+            (
+                not self.cookie_secure,
+                "EBOX_COOKIE_SECURE is off: session cookies would travel without TLS",
+            ),
+            (
+                not (self.seal_key and self.seal_cert and self.seal_ca_cert),
                 "EBOX_SEAL_KEY, EBOX_SEAL_CERT and EBOX_SEAL_CA_CERT must be set: the demo seal "
-                "proves nothing"
-            )
-        if self.tsa_url and not self.tsa_ca_cert:
-            problems.append(
+                "proves nothing",
+            ),
+            (
+                bool(self.tsa_url) and not self.tsa_ca_cert,
                 "EBOX_TSA_URL is set without EBOX_TSA_CA_CERT: timestamps would be embedded "
-                "without checking who signed them"
-            )
-        return problems
+                "without checking who signed them",
+            ),
+        ]
+        return [problem for is_problem, problem in checks if is_problem]
 
     def check(self) -> None:
-        # Imported here: the storage package imports this module. MasterKeyError is a ConfigError.
-        from ebox.storage.crypto import validate_master_key
-
+        """Raise ConfigError naming every value that cannot be used."""
         validate_master_key(self.master_key)
-        if self.env not in {"development", "production", "test"}:
-            raise ConfigError(f"EBOX_ENV must be development, test or production, not {self.env!r}")
-        if self.storage_backend not in {"local", "s3"}:
-            raise ConfigError(f"EBOX_STORAGE must be 'local' or 's3', not {self.storage_backend!r}")
-        if self.saml_idp not in {"demo", "federation"}:
-            raise ConfigError(
-                f"EBOX_SAML_IDP must be 'demo' or 'federation', not {self.saml_idp!r}"
-            )
-        if not 0 <= self.trusted_proxies <= 5:
-            raise ConfigError("EBOX_TRUSTED_PROXIES must be from 0 to 5")
-        if not 0 <= self.alert_hour <= 23:
-            raise ConfigError(f"EBOX_ALERT_HOUR must be from 0 to 23, not {self.alert_hour}")
-        if not 1 <= self.purge_interval_minutes <= 24 * 60:
-            raise ConfigError("EBOX_PURGE_INTERVAL_MINUTES must be from 1 to 1440")
+        choices = {
+            "env": ("development", "production", "test"),
+            "storage_backend": ("local", "s3"),
+            "saml_idp": ("demo", "federation"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"{_variable(name)} must be one of {', '.join(allowed)}, "
+                    f"not {getattr(self, name)!r}"
+                )
+        ranges = {
+            "trusted_proxies": (0, 5),
+            "alert_hour": (0, 23),
+            "purge_interval_minutes": (1, 24 * 60),
+            "session_idle_minutes": (1, 24 * 60),
+            "session_max_hours": (1, 7 * 24),
+            "wss_max_timestamp_minutes": (1, 60),
+        }
+        for name, (low, high) in ranges.items():
+            if not low <= getattr(self, name) <= high:
+                raise ConfigError(
+                    f"{_variable(name)} must be from {low} to {high}, not {getattr(self, name)}"
+                )
         if self.saml_idp == "federation" and not self.saml_idp_metadata:
             raise ConfigError("EBOX_SAML_IDP is 'federation' but EBOX_SAML_IDP_METADATA is empty")
         if self.is_production:
@@ -252,3 +324,47 @@ class Settings:
             "BABEL_DEFAULT_TIMEZONE": "Europe/Brussels",
             "BABEL_TRANSLATION_DIRECTORIES": str(Path(__file__).parent / "translations"),
         }
+
+
+def current_settings() -> Settings:
+    """The settings of the running application (inside a request, a job or a command)."""
+    settings: Settings = current_app.config["EBOX"]
+    return settings
+
+
+def variable_of(declared: dataclasses.Field[Any]) -> str:
+    """The environment variable of a declared setting."""
+    return "EBOX_" + (declared.metadata["variable"] or declared.name.upper())
+
+
+def _variable(name: str) -> str:
+    fields = {declared.name: declared for declared in dataclasses.fields(Settings)}
+    return variable_of(fields[name])
+
+
+def _parse(declared: dataclasses.Field[Any], raw: str) -> Any:
+    parse = declared.metadata["parse"]
+    if parse is not None:
+        return parse(raw)
+    default = declared.default if declared.default is not dataclasses.MISSING else None
+    if isinstance(default, bool):
+        return _parse_bool(raw)
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(
+                f"{variable_of(declared)} must be a whole number, got {raw!r}"
+            ) from None
+    if declared.default is dataclasses.MISSING:  # a path
+        return Path(raw).resolve()
+    return raw
+
+
+def settings_table() -> str:
+    """The README's table of settings, in Markdown, from the declarations above."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for declared in dataclasses.fields(Settings):
+        shown = declared.metadata["shown"] or f"`{declared.default}`"
+        rows.append(f"| `{variable_of(declared)}` | {shown} | {declared.metadata['meaning']} |")
+    return "\n".join(rows) + "\n"

@@ -1,13 +1,18 @@
-"""Column types shared by every domain."""
+"""Time: column types shared by every domain, the current moment and the platform's time zone."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+# The platform's civil time: a sender's expiry date ends at midnight here, the daily alert runs
+# at an hour of it, and "today" is a day of it.
+PLATFORM_TIMEZONE = ZoneInfo("Europe/Brussels")
 
 
 def utcnow() -> datetime:

@@ -11,12 +11,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job, get_current_job
 
-from ebox.redis_connection import connect
+from ebox.redis_connection import redis_for_app
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +29,7 @@ def queue(*, fail_fast: bool = False) -> Queue:
     fail_fast: no retries, for an enqueue that something else makes up for if Redis is down.
     """
     job = get_current_job()
-    connection = (
-        job.connection
-        if job is not None
-        else connect(current_app.config["EBOX"], fail_fast=fail_fast)
-    )
+    connection = job.connection if job is not None else redis_for_app(fail_fast=fail_fast)
     return Queue(QUEUE, connection=connection)
 
 
@@ -60,7 +56,7 @@ class QueueHealth:
 def queue_health() -> QueueHealth | None:
     """The queue as operators see it; None when Redis cannot be reached."""
     try:
-        jobs = Queue(QUEUE, connection=connect(current_app.config["EBOX"], fail_fast=True))
+        jobs = Queue(QUEUE, connection=redis_for_app(fail_fast=True))
         return QueueHealth(
             waiting=jobs.count,
             scheduled=jobs.scheduled_job_registry.count,

@@ -12,12 +12,13 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from flask import current_app
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
-from ebox.config import Settings
+from ebox.config import Settings, current_settings
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,17 @@ def connect(settings: Settings, *, fail_fast: bool = False) -> Redis:
     if settings.redis_url:
         return Redis.from_url(settings.redis_url, **options)
     return Redis(unix_socket_path=str(embedded_socket(settings)), **options)
+
+
+def redis_for_app(*, fail_fast: bool = False) -> Redis:
+    """The running application's Redis client, made on first use: one connection pool per
+    application and kind, shared by its threads and requests."""
+    settings = current_settings()
+    key = f"ebox.redis:{settings.redis_url}:{settings.instance_path}:{fail_fast}"
+    client: Redis | None = current_app.extensions.get(key)
+    if client is None:
+        client = current_app.extensions.setdefault(key, connect(settings, fail_fast=fail_fast))
+    return client
 
 
 @contextmanager

@@ -15,13 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
-from flask import current_app
 from rq import Queue
 
-from ebox.config import Settings
-from ebox.db_types import utcnow
+from ebox.config import Settings, current_settings
+from ebox.db_types import PLATFORM_TIMEZONE, utcnow
 from ebox.jobs import queue
-from ebox.mailbox.services import PLATFORM_TIMEZONE
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +74,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
 
 def ensure_scheduled(jobs: Queue | None = None, now: datetime | None = None) -> list[str]:
     """Schedule the next occurrence of every periodic job; returns their job ids."""
-    settings: Settings = current_app.config["EBOX"]
+    settings = current_settings()
     jobs = jobs or queue()
     now = now or utcnow()
     return [_schedule(jobs, each, each.next_time(now)) for each in periodic_jobs(settings)]
@@ -84,7 +82,7 @@ def ensure_scheduled(jobs: Queue | None = None, now: datetime | None = None) -> 
 
 def run_periodic(name: str) -> object:
     """The scheduled job itself: book the next occurrence, then do the work."""
-    settings: Settings = current_app.config["EBOX"]
+    settings = current_settings()
     periodic = {p.name: p for p in periodic_jobs(settings)}[name]
     _schedule(queue(), periodic, periodic.next_time(utcnow()))
     module, _, function = periodic.job.rpartition(".")

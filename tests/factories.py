@@ -13,7 +13,7 @@ from ebox.db_types import utcnow
 from ebox.demo.pdf import make_pdf
 from ebox.extensions import db
 from ebox.mailbox.models import Document
-from ebox.mailbox.services import Publication, publish_document
+from ebox.mailbox.publication import Publication, publish_document
 from ebox.senders.models import MessageType, Sender
 
 _numbers = itertools.count(1)

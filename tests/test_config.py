@@ -1,7 +1,8 @@
 import pytest
 
 from ebox import create_app
-from ebox.config import ConfigError, Settings
+from ebox.config import Settings
+from ebox.errors import ConfigError
 from ebox.log_config import mask_national_numbers
 
 
@@ -72,3 +73,52 @@ def test_the_wsgi_entry_point_refuses_production_with_defaults_and_says_why(tmp_
     assert "eBox cannot start" in result.stderr
     assert "EBOX_SAML_IDP is 'demo'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_settings_come_from_ebox_variables_with_their_declared_types(tmp_path):
+    settings = Settings.from_environment(
+        {
+            "EBOX_INSTANCE_PATH": str(tmp_path),
+            "EBOX_SESSION_IDLE_MINUTES": "30",
+            "EBOX_STORAGE": "s3",
+            "EBOX_COOKIE_SECURE": "yes",
+            "EBOX_PUBLIC_URL": "https://ebox.example/",
+        }
+    )
+    assert settings.session_idle_minutes == 30
+    assert settings.storage_backend == "s3"
+    assert settings.cookie_secure is True
+    assert settings.public_url == "https://ebox.example"
+    # Defaults that follow from other settings.
+    assert settings.database_url == f"sqlite:///{tmp_path / 'ebox.sqlite3'}"
+    assert settings.storage_path == str(tmp_path / "documents")
+    assert settings.saml_sp_entity_id == "https://ebox.example/auth/saml/metadata"
+
+
+def test_secure_cookies_are_on_in_production_unless_turned_off():
+    assert Settings.from_environment({"EBOX_ENV": "production"}).cookie_secure is True
+    assert Settings.from_environment({}).cookie_secure is False
+    off = Settings.from_environment({"EBOX_ENV": "production", "EBOX_COOKIE_SECURE": "0"})
+    assert off.cookie_secure is False
+
+
+def test_a_number_setting_that_is_not_a_number_is_refused_by_name():
+    with pytest.raises(ConfigError, match="EBOX_INBOX_PAGE_SIZE must be a whole number"):
+        Settings.from_environment({"EBOX_INBOX_PAGE_SIZE": "twenty"})
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"env": "staging"}, "EBOX_ENV must be one of"),
+        ({"storage_backend": "ftp"}, "EBOX_STORAGE must be one of"),
+        ({"alert_hour": 24}, "EBOX_ALERT_HOUR must be from 0 to 23"),
+        ({"session_max_hours": 0}, "EBOX_SESSION_MAX_HOURS must be from 1"),
+    ],
+)
+def test_values_out_of_their_range_are_refused_by_variable_name(tmp_path, change, reason):
+    settings = Settings(instance_path=tmp_path)
+    for name, value in change.items():
+        setattr(settings, name, value)
+    with pytest.raises(ConfigError, match=reason):
+        settings.check()

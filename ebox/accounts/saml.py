@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +33,8 @@ from onelogin.saml2.utils import OneLogin_Saml2_Utils, OneLogin_Saml2_Validation
 from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 
 from ebox import national_number
-from ebox.config import LANGUAGES, Settings
+from ebox.config import LANGUAGES, current_settings
+from ebox.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +69,9 @@ MESSAGE_NOT_LOGGED_IN = _l(
 MESSAGE_MALFORMED = _l("The answer of the login service could not be read. Please log in again.")
 
 
-class SamlConfigurationError(RuntimeError):
-    """The SAML settings cannot be used; the message says which one."""
+# Where a plug-in (the demo package) puts a function returning the metadata of the identity
+# provider to trust when EBOX_SAML_IDP is 'demo'.
+IDP_METADATA_PROVIDER = "ebox.saml.idp_metadata_provider"
 
 
 class LoginRefused(Exception):
@@ -98,15 +101,10 @@ class VerifiedLogin:
     authenticated_at: datetime | None = None
 
 
-def _settings() -> Settings:
-    settings: Settings = current_app.config["EBOX"]
-    return settings
-
-
 def external_url(endpoint: str, **values: Any) -> str:
     """Our public address of an endpoint, from EBOX_PUBLIC_URL (never from the Host header)."""
     path = url_for(endpoint, **values)
-    return _settings().public_url + path[len(request.script_root) :]
+    return current_settings().public_url + path[len(request.script_root) :]
 
 
 def acs_url() -> str:
@@ -120,7 +118,7 @@ def saml_request_data() -> dict[str, Any]:
     terminating proxy the Destination and Recipient are compared with the address the
     identity provider was given, not with the internal one.
     """
-    public = urlsplit(_settings().public_url)
+    public = urlsplit(current_settings().public_url)
     return {
         "https": "on" if public.scheme == "https" else "off",
         "http_host": public.netloc,
@@ -192,18 +190,18 @@ def _write_key_pair(directory: Path, common_name: str) -> None:
 
 
 def sp_key_pair() -> KeyPair:
-    settings = _settings()
+    settings = current_settings()
     if settings.saml_sp_key and settings.saml_sp_cert:
         return KeyPair(Path(settings.saml_sp_key), Path(settings.saml_sp_cert))
     if settings.is_production:
-        raise SamlConfigurationError("EBOX_SAML_SP_KEY and EBOX_SAML_SP_CERT are required")
+        raise ConfigError("EBOX_SAML_SP_KEY and EBOX_SAML_SP_CERT are required")
     return ensure_key_pair(settings.instance_path / "saml" / "sp", "eBox service provider")
 
 
 def _sp_data() -> dict[str, Any]:
     keys = sp_key_pair()
     return {
-        "entityId": _settings().saml_sp_entity_id,
+        "entityId": current_settings().saml_sp_entity_id,
         "assertionConsumerService": {"url": acs_url(), "binding": Saml.BINDING_HTTP_POST},
         "NameIDFormat": Saml.NAMEID_TRANSIENT,
         "x509cert": keys.cert_pem(),
@@ -220,13 +218,12 @@ def _idp_data() -> dict[str, Any]:
 
 
 def _idp_metadata_xml() -> str:
-    settings = _settings()
+    settings = current_settings()
     if settings.uses_demo_idp:
-        if settings.is_production:
-            raise SamlConfigurationError("the demo identity provider is refused in production")
-        from ebox.demo.idp import demo_idp_metadata
-
-        return demo_idp_metadata()
+        provider: Callable[[], str] | None = current_app.extensions.get(IDP_METADATA_PROVIDER)
+        if provider is None:  # production never plugs the demo in
+            raise ConfigError("EBOX_SAML_IDP is 'demo' but the demo identity provider is absent")
+        return provider()
     return Path(settings.saml_idp_metadata).read_text(encoding="utf-8")
 
 
@@ -308,7 +305,7 @@ def _check_conditions(response: OneLogin_Saml2_Response, request_id: str) -> dat
     if response.document.get("Destination") != expected_acs:
         raise LoginRefused("response Destination is not our ACS URL")
     audiences = response.get_audiences()
-    if not audiences or set(audiences) != {_settings().saml_sp_entity_id}:
+    if not audiences or set(audiences) != {current_settings().saml_sp_entity_id}:
         raise LoginRefused("assertion Audience is not our entity id")
     _check_subject_confirmation(response, request_id, expected_acs)
     return _check_validity_window(response)
@@ -354,7 +351,7 @@ def _from_timestamp(value: int | float | None) -> datetime | None:
 
 
 def _read_login(response: OneLogin_Saml2_Response, expires_at: datetime) -> VerifiedLogin:
-    settings = _settings()
+    settings = current_settings()
     attributes = response.get_attributes()
     raw_number = _single(attributes, settings.saml_attr_national_number)
     try:

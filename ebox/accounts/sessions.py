@@ -12,9 +12,10 @@ from datetime import timedelta
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import current_app, g, redirect, request, session, url_for
+from flask import g, redirect, request, session, url_for
 
 from ebox.accounts.models import Citizen, WebSession
+from ebox.config import current_settings
 from ebox.db_types import utcnow
 from ebox.extensions import db
 
@@ -76,7 +77,7 @@ def load_session() -> None:
         session.clear()
         return
     now = utcnow()
-    idle_limit = timedelta(minutes=current_app.config["EBOX"].session_idle_minutes)
+    idle_limit = timedelta(minutes=current_settings().session_idle_minutes)
     if now - web_session.last_seen_at > idle_limit:
         web_session.ended_at = now
         session.clear()

@@ -27,7 +27,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ebox.accounts import saml, services
 from ebox.accounts.sessions import end_session, start_session
-from ebox.config import LANGUAGES, Settings
+from ebox.config import LANGUAGES, current_settings
 from ebox.extensions import csrf
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def login_page() -> ResponseReturnValue:
     next_path = safe_next(request.args.get("next"))
     if g.get("citizen") is not None:
         return redirect(next_path or url_for("mailbox.inbox"))
-    settings: Settings = current_app.config["EBOX"]
+    settings = current_settings()
     return render_template(
         "accounts/login.html", next_path=next_path, is_demo_idp=settings.uses_demo_idp
     )
@@ -143,7 +143,7 @@ def _serializer() -> URLSafeTimedSerializer:
 
 
 def _set_pending_login(response: BaseResponse, pending: dict[str, str]) -> None:
-    secure: bool = current_app.config["EBOX"].cookie_secure
+    secure: bool = current_settings().cookie_secure
     response.set_cookie(
         PENDING_COOKIE,
         _serializer().dumps(pending),
@@ -171,7 +171,7 @@ def _pending_login() -> dict[str, str] | None:
 
 
 def _clear_pending_login(response: BaseResponse) -> None:
-    secure: bool = current_app.config["EBOX"].cookie_secure
+    secure: bool = current_settings().cookie_secure
     response.delete_cookie(
         PENDING_COOKIE,
         path=url_for("accounts.acs"),

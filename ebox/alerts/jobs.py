@@ -6,11 +6,10 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from flask import current_app
 from rq import Retry
 
 from ebox.alerts import services
-from ebox.config import Settings
+from ebox.config import current_settings
 from ebox.db_types import utcnow
 from ebox.extensions import db
 from ebox.jobs import queue
@@ -42,7 +41,7 @@ def plan_alerts(day: str, first_id: int, end_id: int) -> int:
     """Plan one range of citizens, then enqueue its deliveries in sending batches."""
     alert_day = date.fromisoformat(day)
     run = services.start_run(alert_day, utcnow())
-    planned = services.plan_range(run, first_id, end_id, _settings())
+    planned = services.plan_range(run, first_id, end_id, current_settings())
     batches = list(services.deliveries_to_send(alert_day, first_id, end_id))
     db.session.rollback()
     jobs = queue()
@@ -52,15 +51,10 @@ def plan_alerts(day: str, first_id: int, end_id: int) -> int:
 
 
 def send_alerts(day: str, delivery_ids: list[int]) -> dict[str, int]:
-    outcome = services.send_deliveries(delivery_ids, settings=_settings())
+    outcome = services.send_deliveries(delivery_ids, settings=current_settings())
     if outcome.failed:
         raise AlertsRefused(
             f"{len(outcome.failed)} alerts of {day} were refused by the mail server "
             f"(deliveries {outcome.failed[:10]}); they are retried"
         )
     return {"sent": outcome.sent, "skipped": outcome.skipped, "unknown": len(outcome.unknown)}
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.config["EBOX"]
-    return settings

@@ -18,19 +18,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ebox.accounts.models import Citizen
 from ebox.alerts.models import FAILED, PLANNED, SENDING, SENT, SKIPPED, AlertDelivery, AlertRun
-from ebox.config import Settings
-from ebox.db_types import UTCDateTime, utcnow
+from ebox.config import Settings, current_settings
+from ebox.db_types import PLATFORM_TIMEZONE, UTCDateTime, utcnow
 from ebox.extensions import db
 from ebox.mail.services import MailDeliveryError, Mailer, RenderedEmail, render_email
 from ebox.mailbox.models import Document
-from ebox.mailbox.services import PLATFORM_TIMEZONE
 from ebox.senders.models import Sender
 
 log = logging.getLogger(__name__)
@@ -370,7 +368,7 @@ def run_inline(
     progress: Callable[[str], None] | None = None,
 ) -> SendOutcome:
     """Plan and send the whole day in this process (the CLI), reporting progress."""
-    settings: Settings = current_app.config["EBOX"]
+    settings = current_settings()
     run = start_run(day, now or utcnow())
     ranges = citizen_id_ranges()
     total = SendOutcome()

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import current_app
 from flask_babel import lazy_gettext
 from sqlalchemy import func, select
 
@@ -25,7 +24,7 @@ from ebox.applications.models import (
     SenderApplication,
 )
 from ebox.audit.services import Actor, record_event
-from ebox.config import LANGUAGES, Settings
+from ebox.config import LANGUAGES, current_settings
 from ebox.db_types import utcnow
 from ebox.extensions import db
 from ebox.mail.services import queue_email, render_email
@@ -218,7 +217,7 @@ def _decide(application: SenderApplication, staff: StaffMember, status: str) -> 
 def _queue_mail(
     application: SenderApplication, template: str, subject: object, **context: object
 ) -> None:
-    settings: Settings = current_app.config["EBOX"]
+    settings = current_settings()
     mail = render_email(
         template,
         subject=subject,

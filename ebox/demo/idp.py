@@ -30,7 +30,7 @@ from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from ebox import national_number
 from ebox.accounts import saml as sp
-from ebox.config import LANGUAGES, Settings
+from ebox.config import LANGUAGES, current_settings
 from ebox.demo import data as demo_data
 
 bp = Blueprint("demo_idp", __name__, url_prefix="/demo/idp")
@@ -71,13 +71,8 @@ class ResponseOptions:
 # --- configuration ---------------------------------------------------------------------
 
 
-def _settings() -> Settings:
-    settings: Settings = current_app.config["EBOX"]
-    return settings
-
-
 def _key_pair(directory: Path | None = None) -> sp.KeyPair:
-    directory = directory or _settings().instance_path / "saml" / "idp"
+    directory = directory or current_settings().instance_path / "saml" / "idp"
     return sp.ensure_key_pair(directory, "eBox demo identity provider")
 
 
@@ -129,14 +124,14 @@ def build_response(
     """A SAML Response for eBox's SP carrying attributes, its assertion signed (XML text)."""
     options = options or ResponseOptions()
     server = _server(options.key_directory)
-    sp_entity_id = _settings().saml_sp_entity_id
+    sp_entity_id = current_settings().saml_sp_entity_id
     acs = sp.acs_url()
     response = server.create_authn_response(
         identity={},
         in_response_to=in_response_to,
         destination=options.destination or acs,
         sp_entity_id=sp_entity_id,
-        userid=attributes.get(_settings().saml_attr_national_number, "anonymous"),
+        userid=attributes.get(current_settings().saml_attr_national_number, "anonymous"),
         authn={"class_ref": saml.AUTHN_PASSWORD_PROTECTED, "authn_auth": server.config.entityid},
         sign_assertion=False,
         sign_response=False,
@@ -261,7 +256,7 @@ def _authn_request_id(fields: Mapping[str, str]) -> str | None:
         current_app.logger.warning("demo IdP: refused an AuthnRequest", exc_info=True)
         return None
     message = parsed.message if parsed is not None else None
-    if message is None or message.issuer.text != _settings().saml_sp_entity_id:
+    if message is None or message.issuer.text != current_settings().saml_sp_entity_id:
         return None
     if message.assertion_consumer_service_url not in (None, sp.acs_url()):
         return None
@@ -285,7 +280,7 @@ def _chosen_person() -> tuple[DemoCitizen | None, str | None]:
 
 
 def _attributes_of(person: DemoCitizen) -> dict[str, str]:
-    settings = _settings()
+    settings = current_settings()
     return {
         settings.saml_attr_national_number: person.national_number,
         settings.saml_attr_given_name: person.given_name,

@@ -10,8 +10,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 from typing import cast
 
-from flask import current_app
-
+from ebox.config import current_settings
 from ebox.mail.services import CAPTURE_FOLDER
 
 # Exactly the names _capture() writes: nothing else (no "..", no slash) can be opened.
@@ -29,7 +28,7 @@ class CapturedMail:
 
 
 def capture_folder() -> Path:
-    return Path(current_app.config["EBOX"].instance_path) / CAPTURE_FOLDER
+    return Path(current_settings().instance_path) / CAPTURE_FOLDER
 
 
 def list_captured(limit: int = 200) -> list[CapturedMail]:

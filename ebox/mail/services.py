@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from flask import current_app, render_template
+from flask import render_template
 from flask_babel import force_locale
 
-from ebox.config import Settings
+from ebox.config import Settings, current_settings
 from ebox.db_types import utcnow
 from ebox.transactions import after_commit
 
@@ -66,7 +66,7 @@ def send_email(
     *, to: str, subject: str, text: str, html: str | None = None, language: str | None = None
 ) -> None:
     """Deliver one message now. Raises MailDeliveryError when the mail server refuses it."""
-    with Mailer(current_app.config["EBOX"]) as mailer:
+    with Mailer(current_settings()) as mailer:
         mailer.send(to=to, subject=subject, text=text, html=html, language=language)
 
 

@@ -146,3 +146,13 @@ def access_history(citizen: Citizen, *, number: int, size: int) -> Page[Document
         .order_by(DocumentAccessEvent.occurred_at.desc(), DocumentAccessEvent.id.desc())
     )
     return _paged(query, number, size)
+
+
+def recipient_status(national_numbers: list[str]) -> dict[str, Citizen]:
+    """The citizens among these normalised national numbers, by number (hasAnEbox)."""
+    if not national_numbers:
+        return {}
+    citizens = db.session.scalars(
+        select(Citizen).where(Citizen.national_number.in_(national_numbers))
+    )
+    return {citizen.national_number: citizen for citizen in citizens}

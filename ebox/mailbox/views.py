@@ -15,7 +15,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     g,
     redirect,
@@ -31,7 +30,7 @@ from flask_babel import lazy_gettext as _l
 
 from ebox.accounts.models import WebSession
 from ebox.accounts.sessions import current_citizen, login_required
-from ebox.config import Settings
+from ebox.config import current_settings
 from ebox.db_types import utcnow
 from ebox.evidence.xml import RecipientAuthentication
 from ebox.mailbox import queries, services
@@ -59,11 +58,6 @@ ACTION_LABELS = {
 }
 
 
-def _settings() -> Settings:
-    settings: Settings = current_app.config["EBOX"]
-    return settings
-
-
 def _page_number() -> int:
     raw = request.args.get("page", "1")
     return int(raw) if raw.isdigit() and len(raw) < 7 else 1
@@ -79,7 +73,9 @@ def inbox() -> ResponseReturnValue:
     now = utcnow()
     form = InboxFilterForm(request.args, queries.senders_of(citizen, now=now))
     wanted = form.to_filter(page=_page_number())
-    documents = queries.inbox_page(citizen, wanted, now=now, size=_settings().inbox_page_size)
+    documents = queries.inbox_page(
+        citizen, wanted, now=now, size=current_settings().inbox_page_size
+    )
     return render_page_or_fragment(
         "mailbox/inbox.html",
         "mailbox/_document_list.html",
@@ -286,7 +282,7 @@ def _local_path(raw: str | None) -> str:
 @login_required
 def history() -> ResponseReturnValue:
     page = queries.access_history(
-        current_citizen(), number=_page_number(), size=_settings().inbox_page_size
+        current_citizen(), number=_page_number(), size=current_settings().inbox_page_size
     )
     return render_template("mailbox/history.html", page=page, now=utcnow(), labels=ACTION_LABELS)
 

@@ -14,11 +14,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app
 from flask_babel import lazy_gettext
 
 from ebox.accounts.models import Citizen
-from ebox.config import LANGUAGES, Settings
+from ebox.config import LANGUAGES, current_settings
 from ebox.db_types import utcnow
 from ebox.extensions import db
 from ebox.mail.services import queue_email, render_email, send_email
@@ -80,11 +79,6 @@ class ConfirmedEmail:
     new_email: str
 
 
-def _settings() -> Settings:
-    settings: Settings = current_app.config["EBOX"]
-    return settings
-
-
 def normalise_email(raw: str) -> str:
     """A reasonable check (not the full RFC 5322): dot-atom local part, DNS host name domain."""
     address = (raw or "").strip()
@@ -126,7 +120,7 @@ def issue_email_challenge(*, citizen: Citizen, email: str) -> IssuedCode:
         email=email,
         code_hash=hash_code(citizen_id=citizen.id, email=email, code=code),
         created_at=now,
-        expires_at=now + timedelta(minutes=_settings().email_code_minutes),
+        expires_at=now + timedelta(minutes=current_settings().email_code_minutes),
     )
     db.session.add(challenge)
     db.session.flush()
@@ -149,7 +143,7 @@ def _invalidate_open_challenges(citizen_id: int, now: datetime) -> None:
 
 def hash_code(*, citizen_id: int, email: str, code: str) -> str:
     """HMAC-SHA256 of the code, bound to the citizen and the address it was sent to."""
-    key = _settings().secret_key.encode()
+    key = current_settings().secret_key.encode()
     message = f"ebox-email-code\x00{citizen_id}\x00{email}\x00{code}".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
@@ -161,7 +155,7 @@ def confirm_email(*, citizen: Citizen, code: str) -> ConfirmedEmail:
     the caller must commit it even though it answers with an error.
     """
     challenge = queries.latest_open_challenge(citizen.id, for_update=True)
-    max_attempts = _settings().email_code_attempts
+    max_attempts = current_settings().email_code_attempts
     if challenge is None:
         raise NoPendingCode()
     if challenge.expires_at <= utcnow():
@@ -207,14 +201,14 @@ def set_electronic_only(*, citizen: Citizen, is_electronic_only: bool) -> None:
 
 def send_code_email(*, citizen: Citizen, issued: IssuedCode) -> None:
     """Send the code now (after the commit). Raises MailDeliveryError."""
-    minutes = _settings().email_code_minutes
+    minutes = current_settings().email_code_minutes
     mail = render_email(
         "email_code",
         subject=lazy_gettext("Your eBox confirmation code"),
         language=citizen.language,
         code=issued.code,
         minutes=minutes,
-        public_url=_settings().public_url,
+        public_url=current_settings().public_url,
     )
     send_email(
         to=issued.challenge.email,
@@ -233,7 +227,7 @@ def queue_change_notice(*, citizen: Citizen, change: ConfirmedEmail) -> None:
         "email_changed",
         subject=lazy_gettext("Your eBox e-mail address was changed"),
         language=citizen.language,
-        public_url=_settings().public_url,
+        public_url=current_settings().public_url,
     )
     queue_email(
         to=change.old_email,

@@ -12,7 +12,6 @@ from typing import Any
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     g,
     redirect,
@@ -27,6 +26,7 @@ from flask_babel import ngettext, refresh
 from ebox import transactions
 from ebox.accounts.models import Citizen
 from ebox.accounts.sessions import allowed_before_activation, current_citizen, login_required
+from ebox.config import current_settings
 from ebox.mail.services import MailDeliveryError
 from ebox.profile import queries, services
 from ebox.profile.forms import (
@@ -42,11 +42,11 @@ bp = Blueprint("profile", __name__, url_prefix="/profile")
 
 
 def _max_attempts() -> int:
-    return int(current_app.config["EBOX"].email_code_attempts)
+    return int(current_settings().email_code_attempts)
 
 
 def _code_minutes() -> int:
-    return int(current_app.config["EBOX"].email_code_minutes)
+    return int(current_settings().email_code_minutes)
 
 
 @bp.get("/welcome")

@@ -1,7 +1,7 @@
 """The operations of the RegisteredMail v1 service: registered documents and their proofs.
 
 Only senders approved for registered mail (Sender.may_send_registered) may call any of them.
-A registered document is published by the same rules as any other (ebox.mailbox.services); its
+A registered document is published by the same rules as any other (ebox.mailbox.publication); its
 evidence is sealed in the same transaction (ebox.evidence.services) and the PDF proof is made by
 the worker, so getProofOfDelivery answers PROOF_NOT_READY for the moment in between.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime
 
 from lxml import etree
 from sqlalchemy import select
@@ -20,11 +19,12 @@ from ebox.evidence import services as evidence
 from ebox.evidence.models import Evidence
 from ebox.evidence.xml import SUBMISSION_ACCEPTANCE
 from ebox.extensions import db
-from ebox.mailbox import services as mailbox
 from ebox.mailbox.models import Document
-from ebox.soap import ebox_message, faults
+from ebox.mailbox.publication import expiration_day
+from ebox.soap import faults, messages
 from ebox.soap.envelope import element_in
 from ebox.soap.faults import SoapFault
+from ebox.soap.messages import xsd_datetime
 from ebox.soap.service import Caller, Operation, Service
 
 NS = "urn:ebox:ns:RegisteredMail:v1"
@@ -48,17 +48,13 @@ def _authorised(caller: Caller | None) -> Caller:
     return caller
 
 
-def _xsd_datetime(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _evidence_element(name: str, item: Evidence) -> etree._Element:
     return _element(
         name,
         None,
         _element("EvidenceId", item.id),
         _element("Type", item.event),
-        _element("Time", _xsd_datetime(item.event_at)),
+        _element("Time", xsd_datetime(item.event_at)),
         _element("Xml", base64.b64encode(item.xml).decode("ascii")),
     )
 
@@ -67,15 +63,15 @@ def _evidence_element(name: str, item: Evidence) -> etree._Element:
 
 
 def send_registered_document(request: etree._Element, caller: Caller | None) -> etree._Element:
-    document = ebox_message.publish(request, _authorised(caller), is_registered=True)
+    document = messages.publish(request, _authorised(caller), is_registered=True)
     chain = evidence.chain_of(document.id)
     acceptance = next(item for item in chain if item.event == SUBMISSION_ACCEPTANCE)
     return _element(
         "sendRegisteredDocumentResponse",
         None,
         _element("EboxMessageId", document.id),
-        _element("ExpirationDate", mailbox.expiration_day(document.expires_at).isoformat()),
-        _element("CitizenActivated", ebox_message.is_activated(document.recipient_national_number)),
+        _element("ExpirationDate", expiration_day(document.expires_at).isoformat()),
+        _element("CitizenActivated", messages.is_activated(document.recipient_national_number)),
         _evidence_element("SubmissionAcceptance", acceptance),
     )
 
@@ -85,36 +81,31 @@ def send_registered_document(request: etree._Element, caller: Caller | None) -> 
 
 def get_registered_mail_status(request: etree._Element, caller: Caller | None) -> etree._Element:
     sender = _authorised(caller).sender
-    queries = ebox_message.queries_of(request)
+    queries = messages.queries_of(request)
     documents = [
-        document
-        for document in ebox_message.own_documents(sender, queries)
-        if document.is_registered
+        document for document in messages.own_documents(sender, queries) if document.is_registered
     ]
     chains = _chains([document.id for document in documents])
     proofs = evidence.latest_proof_versions([document.id for document in documents])
     answer = _element("getRegisteredMailStatusResponse")
     for query in queries:
-        document = ebox_message.match(query, documents)
+        document = messages.match(query, documents)
         node = _element(
             "RegisteredMailStatus",
             None,
-            ebox_message.copy_query(query.node),
+            messages.copy_query(query.node),
             _element("Found", document is not None),
         )
         if document is not None:
-            message_id = _element("MessageID", None, _element("Ticket", document.sender_ticket))
-            if document.sender_sequence is not None:
-                message_id.append(_element("Sequence", document.sender_sequence))
             node.append(_element("EboxMessageId", document.id))
-            node.append(message_id)
+            node.append(messages.message_id_element(NS, "rm", document))
             for item in chains.get(document.id, []):
                 node.append(
                     _element(
                         "Event",
                         None,
                         _element("Type", item.event),
-                        _element("Time", _xsd_datetime(item.event_at)),
+                        _element("Time", xsd_datetime(item.event_at)),
                         _element("EvidenceId", item.id),
                     )
                 )
@@ -172,7 +163,7 @@ def get_proof_of_delivery(request: etree._Element, caller: Caller | None) -> etr
         None,
         _element("EboxMessageId", document.id),
         _element("ProofVersion", proof.version),
-        _element("CreatedAt", _xsd_datetime(proof.created_at)),
+        _element("CreatedAt", xsd_datetime(proof.created_at)),
         _element("Pdf", base64.b64encode(proof.pdf).decode("ascii")),
     )
     for item in chain:
@@ -187,7 +178,7 @@ OPERATIONS = {
     _qualified("getRegisteredMailStatusRequest"): Operation(
         "getRegisteredMailStatus",
         get_registered_mail_status,
-        limit=("Query", ebox_message.MAX_STATUS_QUERIES),
+        limit=("Query", messages.MAX_STATUS_QUERIES),
     ),
     _qualified("getProofOfDeliveryRequest"): Operation("getProofOfDelivery", get_proof_of_delivery),
 }

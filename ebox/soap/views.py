@@ -12,20 +12,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Response, abort, request
 from lxml import etree
-from redis import Redis
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ebox import transactions
-from ebox.config import Settings
+from ebox.audit.services import Actor, record_event
+from ebox.config import current_settings
 from ebox.db_types import utcnow
 from ebox.extensions import csrf
-from ebox.redis_connection import connect
+from ebox.redis_connection import redis_for_app
 from ebox.soap import ebox_message, faults, registered_mail
 from ebox.soap import envelope as soap_envelope
 from ebox.soap.faults import SoapFault
 from ebox.soap.service import Caller, Operation, Service
+from ebox.soap.wssecurity import ReplayGuard, authenticate
 from ebox.soap.xml import SOAP11_NS, parse_envelope
 
 log = logging.getLogger(__name__)
@@ -50,23 +51,9 @@ class _Call:
     payload: etree._Element | None = None
 
 
-def redis_for_app() -> Redis:
-    """One Redis client (and connection pool) per application, made on first use."""
-    client: Redis | None = current_app.extensions.get("ebox.soap.redis")
-    if client is None:
-        client = connect(_settings())
-        current_app.extensions["ebox.soap.redis"] = client
-    return client
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.config["EBOX"]
-    return settings
-
-
 def contract(service: Service) -> Response:
     """?wsdl: the WSDL; ?xsd=NAME: a schema it imports. Both name the public address."""
-    endpoint = _settings().public_url.rstrip("/") + bp.url_prefix + service.path  # type: ignore[operator]
+    endpoint = current_settings().public_url.rstrip("/") + bp.url_prefix + service.path  # type: ignore[operator]
     if "wsdl" in request.args or "WSDL" in request.args:
         return Response(service.served_wsdl(endpoint), content_type=soap_envelope.CONTENT_TYPE)
     schema = service.served_xsd(request.args.get("xsd", ""), endpoint)
@@ -111,7 +98,7 @@ for _service in SERVICES:
 
 
 def _handle(service: Service, call: _Call) -> etree._Element:
-    settings = _settings()
+    settings = current_settings()
     envelope = parse_envelope(
         _read_body(settings.soap_max_request_bytes), max_bytes=settings.soap_max_request_bytes
     )
@@ -158,8 +145,6 @@ def _authenticate(
         operation = service.operations.get(str(_payload(body).tag))
         if operation is not None and operation.allows_anonymous:
             return body, None
-    from ebox.soap.wssecurity import ReplayGuard, authenticate
-
     guard = ReplayGuard(redis_for_app())
     authenticated = authenticate(envelope, now=utcnow(), replay_guard=guard)
     caller = Caller(authenticated.sender, authenticated.certificate.fingerprint_sha256)
@@ -206,8 +191,6 @@ def _audit_refusal(call: _Call, fault: SoapFault) -> None:
     """A refusal of an authenticated sender is audited, in a transaction of its own."""
     if call.sender_id is None:
         return
-    from ebox.audit.services import Actor, record_event
-
     is_publication = call.operation is None or call.operation.publishes
     details: dict[str, object] = {
         "code": fault.code,

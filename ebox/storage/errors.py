@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ebox.config import ConfigError
+from ebox.errors import ConfigError
 
 
 class StorageError(RuntimeError):

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from flask import current_app
 
-from ebox.config import Settings
+from ebox.config import Settings, current_settings
 from ebox.storage import crypto
 from ebox.storage.backends import LocalStore, ObjectStore, check_key, make_storage_key
 from ebox.storage.crypto import validate_master_key
@@ -62,7 +62,7 @@ class StoredContent:
 
 def store_content(source: BinaryIO | bytes) -> StoredContent:
     """Encrypt `source` under a fresh data key and store it under a fresh storage key."""
-    settings = _settings()
+    settings = current_settings()
     data_key = crypto.new_data_key()
     wrapped = crypto.wrap_data_key(data_key, master_key=settings.master_key)
     storage_key = make_storage_key()
@@ -100,7 +100,7 @@ def stored_at(storage_key: str) -> datetime | None:
 
 def check_storage() -> None:
     """Raise StorageError unless the store can be used (the readiness probe calls this)."""
-    validate_master_key(_settings().master_key)
+    validate_master_key(current_settings().master_key)
     _store().check()
 
 
@@ -110,7 +110,7 @@ def list_storage_keys() -> Iterator[str]:
 
 
 def _unwrap(content_key: bytes, content_key_id: str) -> bytes:
-    settings = _settings()
+    settings = current_settings()
     # Only one master key is configured for now; rotation will add older ones by id.
     if content_key_id != settings.master_key_id:
         raise MasterKeyError(
@@ -122,14 +122,9 @@ def _unwrap(content_key: bytes, content_key_id: str) -> bytes:
     )
 
 
-def _settings() -> Settings:
-    settings: Settings = current_app.config["EBOX"]
-    return settings
-
-
 def _store() -> ObjectStore:
     """The application's store, built once per app and rebuilt only if its settings change."""
-    settings = _settings()
+    settings = current_settings()
     wanted = _store_settings(settings)
     cached = current_app.extensions.get(_EXTENSION)
     if cached is None or cached[0] != wanted:

@@ -18,11 +18,11 @@ from lxml import etree
 from sqlalchemy import select, text
 
 from ebox.audit.models import AuditEvent
-from ebox.db_types import utcnow
+from ebox.db_types import PLATFORM_TIMEZONE, utcnow
 from ebox.demo.pdf import make_pdf
 from ebox.extensions import db
 from ebox.mailbox.models import Document
-from ebox.mailbox.services import PLATFORM_TIMEZONE, end_of_day
+from ebox.mailbox.publication import end_of_day
 from ebox.senders.models import MessageType, Sender
 from ebox.storage.services import list_storage_keys, open_content
 from examples.ebox_client import fault_code, publish_pdf

@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from ebox.config import ConfigError
+from ebox.errors import ConfigError
 from ebox.storage.services import (
     ContentIntegrityError,
     ContentNotFound,

@@ -10,7 +10,7 @@ from flask import Flask
 
 from ebox import transactions
 from ebox.demo.pdf import make_pdf
-from ebox.mailbox.services import (
+from ebox.mailbox.publication import (
     Publication,
     PublicationRefused,
     end_of_day,

@@ -1,0 +1,331 @@
+"""Publication: the rules a document must meet to enter a citizen's eBox, and the one way in.
+
+publish() checks a Publication (what a sender submits) and its content, stores the content
+encrypted and records the document; a refusal raises PublicationRefused with a stable code. Every
+way of publishing (the SOAP services, the demo data, tests) goes through it. A registered
+document's first evidence is sealed in the same transaction (ebox.evidence.services).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ebox import national_number
+from ebox.config import LANGUAGES, Settings, current_settings
+from ebox.db_types import PLATFORM_TIMEZONE, utcnow
+from ebox.evidence import services as evidence
+from ebox.evidence.xml import CONTENT_CONSIGNMENT, SUBMISSION_ACCEPTANCE
+from ebox.extensions import db
+from ebox.mailbox.models import Document
+from ebox.senders.models import MessageType, Sender
+from ebox.storage.services import StoredContent, delete_content, store_content
+from ebox.transactions import after_rollback
+
+log = logging.getLogger(__name__)
+
+MAX_TITLE_LENGTH = 400
+MAX_TICKET_LENGTH = 25
+MAX_SEQUENCE = 99999
+PDF_MAGIC = b"%PDF-"
+DIGEST_ALGORITHMS = {"SHA-256": "sha256", "SHA-512": "sha512"}
+
+# Why a publication is refused: ebox.soap.faults answers each with the Fault code of the same name.
+INVALID_NATIONAL_NUMBER = "INVALID_NATIONAL_NUMBER"
+SENDER_SUSPENDED = "SENDER_SUSPENDED"
+MESSAGE_TYPE_UNKNOWN = "MESSAGE_TYPE_UNKNOWN"
+INVALID_FIELD = "INVALID_FIELD"  # language, title, ticket or sequence out of their bounds
+NOT_A_PDF = "NOT_A_PDF"
+DOCUMENT_TOO_LARGE = "DOCUMENT_TOO_LARGE"
+DIGEST_MISMATCH = "DIGEST_MISMATCH"
+EXPIRATION_OUT_OF_BOUNDS = "EXPIRATION_OUT_OF_BOUNDS"
+DUPLICATE_MESSAGE_ID = "DUPLICATE_MESSAGE_ID"
+
+
+class PublicationRefused(ValueError):
+    """A document cannot be published. `code` is stable (faults use it), the message explains."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Digest:
+    """The digest a sender computed over the content: the algorithm name and the raw bytes."""
+
+    algorithm: str  # a key of DIGEST_ALGORITHMS
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What a sender submits: everything but the content itself."""
+
+    sender: Sender
+    message_type: MessageType
+    recipient_national_number: str
+    ticket: str
+    sequence: int | None
+    title: str
+    language: str
+    file_name: str
+    media_type: str
+    body_text: str | None = None
+    expires_at: datetime | None = None
+    is_registered: bool = False
+    digest: Digest | None = None
+    # The certificate the publication request was signed with (SHA-256, hex): the evidence of
+    # a registered document's acceptance names it.
+    sender_certificate_sha256: str | None = None
+    # Only the demo data sets it, to spread its documents over past weeks: everything else is
+    # published, and its evidence sealed, now.
+    published_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Published:
+    """The outcome of publish_document(): the document, and whether this call created it."""
+
+    document: Document
+    is_new: bool
+
+
+def find_message_type(sender: Sender, code: str) -> MessageType:
+    """The sender's message type with this code, or PublicationRefused MESSAGE_TYPE_UNKNOWN."""
+    message_type = db.session.scalars(
+        select(MessageType).where(MessageType.sender_id == sender.id, MessageType.code == code)
+    ).first()
+    if message_type is None:
+        raise PublicationRefused(
+            MESSAGE_TYPE_UNKNOWN, f"The message type {code!r} is not one of this sender's."
+        )
+    return message_type
+
+
+def end_of_day(day: date) -> datetime:
+    """The moment a document given this expiration date expires: the next midnight in Brussels."""
+    next_midnight = datetime.combine(day + timedelta(days=1), time(), tzinfo=PLATFORM_TIMEZONE)
+    return next_midnight.astimezone(UTC)
+
+
+def expiration_day(expires_at: datetime) -> date:
+    """The last day a document expiring at expires_at can be seen, in Brussels (see end_of_day)."""
+    return (expires_at.astimezone(PLATFORM_TIMEZONE) - timedelta(microseconds=1)).date()
+
+
+def publish_document(publication: Publication, content: BinaryIO | bytes) -> Document:
+    """Check a publication, store its content encrypted and record it. Flushes, never commits.
+
+    The same MessageID with the same message returns the document already published; with
+    anything different it is refused. Nothing is ever silently replaced.
+    """
+    return publish(publication, content).document
+
+
+def publish(publication: Publication, content: BinaryIO | bytes) -> Published:
+    """publish_document(), also telling whether the document is new or an identical retry.
+
+    Every check runs before anything is stored, so a refusal (PublicationRefused) leaves nothing
+    behind. An accepted document's stored object is removed again if the transaction rolls back.
+    """
+    settings = current_settings()
+    recipient = _check(publication, settings)
+    data = _read_checked_content(content, publication.digest, settings)
+    sha256 = hashlib.sha256(data).hexdigest()
+    existing = _find_by_message_id(publication)
+    if existing is not None:
+        return Published(_same_or_refuse(existing, publication, recipient, sha256), is_new=False)
+    stored = store_content(data)
+    # If the transaction does not commit, the stored object must not outlive it.
+    after_rollback(lambda: delete_content(stored.storage_key))
+    document = _new_document(publication, recipient, stored)
+    if db.engine.dialect.name != "postgresql":
+        # SQLite has a single writer: a concurrent twin fails at commit and its retry finds us.
+        db.session.add(document)
+        db.session.flush()
+    else:
+        try:
+            with db.session.begin_nested():
+                db.session.add(document)
+        except IntegrityError:
+            # The same MessageID was published concurrently and committed first.
+            delete_content(stored.storage_key)
+            existing = _find_by_message_id(publication)
+            if existing is None:
+                raise
+            retry = _same_or_refuse(existing, publication, recipient, sha256)
+            return Published(retry, is_new=False)
+    if document.is_registered:
+        # Accepted, and at once available in the citizen's eBox: both sealed with the row.
+        evidence.record_evidence(
+            document,
+            SUBMISSION_ACCEPTANCE,
+            at=document.published_at,
+            sender_certificate_sha256=publication.sender_certificate_sha256,
+        )
+        evidence.record_evidence(document, CONTENT_CONSIGNMENT, at=document.published_at)
+    log.info("document %s published by sender %s", document.id, publication.sender.id)
+    return Published(document, is_new=True)
+
+
+def _new_document(publication: Publication, recipient: str, stored: StoredContent) -> Document:
+    return Document(
+        sender_id=publication.sender.id,
+        message_type_id=publication.message_type.id,
+        recipient_national_number=recipient,
+        sender_ticket=publication.ticket,
+        sender_sequence=publication.sequence,
+        title=publication.title,
+        language=publication.language,
+        body_text=publication.body_text,
+        file_name=publication.file_name,
+        media_type=publication.media_type,
+        size_bytes=stored.size_bytes,
+        sha256=stored.sha256,
+        storage_key=stored.storage_key,
+        content_key=stored.content_key,
+        content_key_id=stored.content_key_id,
+        is_registered=publication.is_registered,
+        published_at=publication.published_at or utcnow(),
+        expires_at=publication.expires_at or default_expiry(publication.message_type),
+    )
+
+
+def _check(publication: Publication, settings: Settings) -> str:
+    """Every rule on the fields, cheapest first; returns the recipient's normalised number."""
+    try:
+        recipient = national_number.normalise(publication.recipient_national_number)
+    except national_number.InvalidNationalNumber as exc:
+        raise PublicationRefused(INVALID_NATIONAL_NUMBER, str(exc)) from exc
+    if not publication.sender.is_active:
+        raise PublicationRefused(SENDER_SUSPENDED, "This sender is suspended and may not publish.")
+    if publication.message_type.sender_id != publication.sender.id:
+        raise PublicationRefused(
+            MESSAGE_TYPE_UNKNOWN, "This message type is not one of the sender's."
+        )
+    if publication.language not in LANGUAGES:
+        raise PublicationRefused(INVALID_FIELD, "The language must be nl, fr, de or en.")
+    if not publication.title.strip() or len(publication.title) > MAX_TITLE_LENGTH:
+        raise PublicationRefused(INVALID_FIELD, "The title must have 1 to 400 characters.")
+    if not 1 <= len(publication.ticket) <= MAX_TICKET_LENGTH:
+        raise PublicationRefused(INVALID_FIELD, "The ticket must have 1 to 25 characters.")
+    if publication.sequence is not None and not 0 <= publication.sequence <= MAX_SEQUENCE:
+        raise PublicationRefused(INVALID_FIELD, "The sequence must be between 0 and 99999.")
+    if publication.expires_at is not None:
+        _check_expiry(publication.expires_at, settings)
+    return recipient
+
+
+def _check_expiry(expires_at: datetime, settings: Settings) -> None:
+    lifetime = expires_at - utcnow()
+    if (
+        not timedelta(days=settings.min_expiry_days)
+        <= lifetime
+        <= timedelta(days=settings.max_expiry_days)
+    ):
+        raise PublicationRefused(
+            EXPIRATION_OUT_OF_BOUNDS,
+            f"The document must stay available at least {settings.min_expiry_days} day(s) and "
+            f"at most {settings.max_expiry_days} days from now.",
+        )
+
+
+def _read_checked_content(
+    content: BinaryIO | bytes, digest: Digest | None, settings: Settings
+) -> bytes:
+    """The content, once it is known to be a PDF within the size limit matching its digest."""
+    limit = settings.max_document_bytes
+    data = content if isinstance(content, bytes) else content.read(limit + 1)
+    if len(data) > limit:
+        raise PublicationRefused(
+            DOCUMENT_TOO_LARGE, f"The document is larger than the {limit} bytes accepted."
+        )
+    if digest is not None:
+        _check_digest(data, digest)
+    if not is_pdf(data):
+        raise PublicationRefused(NOT_A_PDF, "The document is not a readable PDF file.")
+    return data
+
+
+def _check_digest(data: bytes, digest: Digest) -> None:
+    name = DIGEST_ALGORITHMS.get(digest.algorithm)
+    if name is None:
+        raise PublicationRefused(
+            DIGEST_MISMATCH, "The digest algorithm must be SHA-256 or SHA-512."
+        )
+    if not hmac.compare_digest(hashlib.new(name, data).digest(), digest.value):
+        raise PublicationRefused(
+            DIGEST_MISMATCH, f"The {digest.algorithm} digest does not match the document content."
+        )
+
+
+def is_pdf(data: bytes) -> bool:
+    """A PDF header and a file pyHanko's reader can open, with a catalog and at least one page."""
+    if not data.startswith(PDF_MAGIC):
+        return False
+    # Imported here: the reader is needed only when a document arrives.
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        pages = reader.root["/Pages"]
+        return int(pages["/Count"]) >= 1
+    except Exception:  # whatever a malformed file makes the parser raise, it is not a PDF
+        return False
+
+
+def _same_or_refuse(
+    existing: Document, publication: Publication, recipient: str, sha256: str
+) -> Document:
+    """A retry must repeat the message exactly (its expiry aside); anything else is refused."""
+    if existing.deleted_at is not None:
+        # Its title and name are erased, so "the same" cannot be told; it is gone anyway.
+        raise PublicationRefused(
+            DUPLICATE_MESSAGE_ID,
+            "This MessageID was used for a message that has expired and been deleted; use a new "
+            "Ticket or Sequence.",
+        )
+    same = (
+        existing.recipient_national_number == recipient
+        and existing.message_type_id == publication.message_type.id
+        and existing.sha256 == sha256
+        and existing.title == publication.title
+        and existing.language == publication.language
+        and (existing.body_text or None) == (publication.body_text or None)
+        and existing.file_name == publication.file_name
+        and existing.is_registered == publication.is_registered
+    )
+    if not same:
+        raise PublicationRefused(
+            DUPLICATE_MESSAGE_ID,
+            "This MessageID was already used for another message; use a new Ticket or Sequence.",
+        )
+    return existing
+
+
+def _find_by_message_id(publication: Publication) -> Document | None:
+    query = select(Document).where(
+        Document.sender_id == publication.sender.id,
+        Document.sender_ticket == publication.ticket,
+    )
+    if publication.sequence is None:
+        query = query.where(Document.sender_sequence.is_(None))
+    else:
+        query = query.where(Document.sender_sequence == publication.sequence)
+    return db.session.scalars(query).first()
+
+
+def default_expiry(message_type: MessageType) -> datetime:
+    """The end of the day (Brussels) validity_days from today: the type's validity period."""
+    today = utcnow().astimezone(PLATFORM_TIMEZONE).date()
+    return end_of_day(today + timedelta(days=message_type.validity_days))
