@@ -13,6 +13,7 @@ from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAre
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from ebox.db_types import utcnow
+from ebox.national_number import InvalidNationalNumber, normalise
 from ebox.senders.certificates import (
     MAX_PEM_LENGTH,
     CertificateInfo,
@@ -104,6 +105,36 @@ class CertificateForm(FlaskForm):
             self.certificate_pem.errors = [*self.certificate_pem.errors, exc.message]
             return False
         return True
+
+
+class CitizenLookupForm(FlaskForm):
+    """Posted, with its token: the national number must stay out of URLs, access logs and the
+    browser's history."""
+
+    national_number = StringField(
+        _l("National register number"),
+        filters=[_strip],
+        validators=[DataRequired(_l("Give the national register number."))],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+    reason = StringField(
+        _l("Reason for the lookup"),
+        filters=[_strip],
+        validators=[
+            DataRequired(_l("Give the reason for this lookup.")),
+            Length(min=3, max=500, message=_l("From 3 to 500 characters.")),
+        ],
+        render_kw={"autocomplete": "off"},
+    )
+    number = ""  # the 11 digits, once the field is valid
+
+    def validate_national_number(self, field: StringField) -> None:
+        try:
+            self.number = normalise(field.data or "")
+        except InvalidNationalNumber as exc:
+            raise ValidationError(
+                _l("This is not a national register number: 11 digits, the last two a check.")
+            ) from exc
 
 
 class DeliveryLookupForm(FlaskForm):

@@ -6,12 +6,14 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, not_, select
 from sqlalchemy.orm import selectinload
 
+from ebox.accounts.models import Citizen
+from ebox.alerts.models import AlertDelivery
 from ebox.alerts.services import delivery_counts, platform_today
 from ebox.applications.models import STATUS_PENDING, SenderApplication
 from ebox.audit.models import AuditEvent
@@ -239,6 +241,113 @@ def _sealed_events(document_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Sealed
     for document_id, event, event_at, evidence_id in rows:
         found.setdefault(document_id, []).append(SealedEvent(event, event_at, evidence_id))
     return found
+
+
+@dataclass(frozen=True)
+class DocumentCounts:
+    """Documents addressed to one national number, counted: nothing else of them is read."""
+
+    available: int  # not deleted and not expired: what the citizen sees
+    unread: int  # available and never opened
+    registered: int  # available registered mail
+    # Gone at expiry: deleted, or expired and waiting for the purge (the citizen no longer
+    # sees them either way).
+    expired: int
+
+
+@dataclass(frozen=True)
+class LastAlert:
+    """The citizen's latest daily e-mail alert: its day and state (ebox.alerts.models)."""
+
+    day: date
+    status: str
+
+
+@dataclass(frozen=True)
+class CitizenAccount:
+    """A citizen who has logged in, as staff see them: dates and states only."""
+
+    citizen_id: int
+    first_login_at: datetime | None
+    last_login_at: datetime | None
+    conditions_accepted_at: datetime | None
+    has_email: bool
+    email_confirmed_at: datetime | None
+    last_alert: LastAlert | None
+
+    @property
+    def is_activated(self) -> bool:
+        """The rule of Citizen.is_activated, on the columns read here."""
+        return self.conditions_accepted_at is not None and self.email_confirmed_at is not None
+
+
+@dataclass(frozen=True)
+class CitizenOverview:
+    national_number: str
+    account: CitizenAccount | None  # None: never logged in; documents wait for the first visit
+    documents: DocumentCounts
+
+
+def citizen_overview(number: str, *, now: datetime) -> CitizenOverview:
+    """What staff may know of one national number's eBox, whether or not the citizen came yet."""
+    return CitizenOverview(
+        national_number=number,
+        account=_citizen_account(number),
+        documents=_document_counts(number, now=now),
+    )
+
+
+def _citizen_account(number: str) -> CitizenAccount | None:
+    """Columns named one by one: neither the names nor the e-mail address are even read."""
+    row = db.session.execute(
+        select(
+            Citizen.id,
+            Citizen.created_at,
+            Citizen.last_login_at,
+            Citizen.conditions_accepted_at,
+            Citizen.email.is_not(None).label("has_email"),
+            Citizen.email_confirmed_at,
+        ).where(Citizen.national_number == number)
+    ).first()
+    if row is None:
+        return None
+    return CitizenAccount(
+        citizen_id=row.id,
+        # A login makes the row; one made otherwise (demo data) has no login to date.
+        first_login_at=row.created_at if row.last_login_at is not None else None,
+        last_login_at=row.last_login_at,
+        conditions_accepted_at=row.conditions_accepted_at,
+        has_email=bool(row.has_email),
+        email_confirmed_at=row.email_confirmed_at,
+        last_alert=_last_alert(row.id),
+    )
+
+
+def _document_counts(number: str, *, now: datetime) -> DocumentCounts:
+    """Every count in one pass over the number's documents (ix_documents_recipient_published)."""
+    available = and_(Document.deleted_at.is_(None), Document.expires_at > now)
+    row = db.session.execute(
+        select(
+            func.count().filter(available).label("available"),
+            func.count().filter(available, Document.read_at.is_(None)).label("unread"),
+            func.count().filter(available, Document.is_registered.is_(True)).label("registered"),
+            func.count().filter(not_(available)).label("expired"),
+        ).where(Document.recipient_national_number == number)
+    ).one()
+    return DocumentCounts(
+        available=row.available, unread=row.unread, registered=row.registered, expired=row.expired
+    )
+
+
+def _last_alert(citizen_id: int) -> LastAlert | None:
+    """Day and state only: the windows, counts and errors of an alert stay with the worker."""
+    row = db.session.execute(
+        select(AlertDelivery.day, AlertDelivery.status)
+        .where(AlertDelivery.citizen_id == citizen_id)
+        .order_by(AlertDelivery.day.desc())
+        .limit(1)
+    ).first()
+    return LastAlert(day=row.day, status=row.status) if row is not None else None
 
 
 def audit_page(*, number: int) -> Page[AuditEvent]:

@@ -1,19 +1,28 @@
-"""Who is staff: added, changed and removed only from the command line, each change audited."""
+"""Staff: who they are (changed only from the command line) and what they look up; every change
+and every lookup is audited."""
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
 from ebox import national_number
+from ebox.admin import queries
 from ebox.admin.models import ROLES, StaffMember
 from ebox.audit.services import Actor, record_event
+from ebox.db_types import utcnow
 from ebox.extensions import db
+from ebox.national_number import mask
 
 # A removed member keeps its row, so that the applications it decided still name it (a foreign
 # key); this role gives no access to anything.
 ROLE_REMOVED = "removed"
+MAX_REASON_LENGTH = 500
+# Eleven digits, perhaps written with the usual separators, and not part of a longer number.
+_NUMBER_IN_TEXT = re.compile(r"(?<!\d)\d(?:[\s.\-]?\d){10}(?!\d)")
 
 
 class StaffError(ValueError):
@@ -97,3 +106,36 @@ def list_staff() -> list[StaffMember]:
     """Members who may use /admin now, oldest first."""
     query = select(StaffMember).where(StaffMember.role.in_(ROLES)).order_by(StaffMember.added_at)
     return list(db.session.scalars(query))
+
+
+def look_up_citizen(*, national_number: str, reason: str, actor: Actor) -> queries.CitizenOverview:
+    """What staff may know of a citizen's eBox. Audited with the reason, the number masked."""
+    overview = queries.citizen_overview(national_number, now=utcnow())
+    masked = mask(national_number)
+    details = {"national_number": masked, "reason": _masked_numbers(reason)[:MAX_REASON_LENGTH]}
+    if overview.account is not None:
+        record_event(actor, "citizen.looked_up", "citizen", overview.account.citizen_id, details)
+    else:  # never logged in: no citizen row to name
+        record_event(actor, "citizen.looked_up", "national_number", masked, details)
+    return overview
+
+
+def look_up_delivery_by_id(*, document_id: uuid.UUID, actor: Actor) -> list[queries.DeliveryStatus]:
+    results = queries.delivery_by_id(document_id)
+    record_event(actor, "delivery.looked_up", "document", document_id, {"found": len(results)})
+    return results
+
+
+def look_up_delivery_by_ticket(
+    *, sender_id: int, ticket: str, sequence: int | None, actor: Actor
+) -> list[queries.DeliveryStatus]:
+    """The sender's MessageID names no person, so the audit keeps it whole."""
+    results = queries.delivery_by_ticket(sender_id=sender_id, ticket=ticket, sequence=sequence)
+    details = {"ticket": ticket, "sequence": sequence, "found": len(results)}
+    record_event(actor, "delivery.looked_up", "sender", sender_id, details)
+    return results
+
+
+def _masked_numbers(text: str) -> str:
+    """A national number typed into a reason is masked like every other one in the audit log."""
+    return _NUMBER_IN_TEXT.sub(lambda found: mask(re.sub(r"\D", "", found.group())), text)

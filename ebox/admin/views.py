@@ -3,7 +3,8 @@
 Staff log in like citizens, through the federation; the staff list decides who gets in and with
 which role. Anyone else is told the area does not exist (404). Support staff read; admins also
 decide applications and manage senders. Every change is a POST answered by a redirect, and is
-audited with the staff member who made it, in the same transaction.
+audited with the staff member who made it, in the same transaction; so is every lookup of a
+delivery or of a citizen.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from ebox import transactions
-from ebox.admin import queries
+from ebox.admin import queries, services
 from ebox.admin.forms import (
     ActionForm,
     CertificateForm,
+    CitizenLookupForm,
     DeliveryLookupForm,
     RegisteredRightForm,
     RejectForm,
@@ -298,24 +300,48 @@ def _change_sender(sender_id: int, change: Callable[[], None], done: str) -> Res
     return _back_to_sender(sender_id)
 
 
-# --- delivery status and audit ------------------------------------------------------------
+# --- lookups and audit -------------------------------------------------------------------
 
 
 @bp.get("/delivery")
 def delivery() -> ResponseReturnValue:
     form = DeliveryLookupForm(request.args)
     form.sender_id.choices = [(0, "—"), *queries.all_senders()]
-    results = None
-    if form.wants_lookup() and form.validate():
-        if form.document_id is not None:
-            results = queries.delivery_by_id(form.document_id)
-        else:
-            results = queries.delivery_by_ticket(
-                sender_id=form.sender_id.data or 0,
-                ticket=form.ticket.data or "",
-                sequence=form.sequence.data,
-            )
+    results = _look_up_delivery(form) if form.wants_lookup() and form.validate() else None
     return render_template("admin/delivery.html", form=form, results=results, now=utcnow())
+
+
+def _look_up_delivery(form: DeliveryLookupForm) -> list[queries.DeliveryStatus]:
+    actor = actor_for(current_staff())
+    if form.document_id is not None:
+        return services.look_up_delivery_by_id(document_id=form.document_id, actor=actor)
+    return services.look_up_delivery_by_ticket(
+        sender_id=form.sender_id.data or 0,
+        ticket=form.ticket.data or "",
+        sequence=form.sequence.data,
+        actor=actor,
+    )
+
+
+@bp.get("/citizen")
+def citizen_lookup() -> ResponseReturnValue:
+    return render_template("admin/citizen.html", form=CitizenLookupForm(formdata=None))
+
+
+@bp.post("/citizen")
+def look_up_citizen() -> ResponseReturnValue:
+    """Answered with the result itself, never a redirect that would put the number in a URL."""
+    form = CitizenLookupForm()
+    if not form.validate_on_submit():
+        return render_template("admin/citizen.html", form=form), 422
+    overview = services.look_up_citizen(
+        national_number=form.number,
+        reason=form.reason.data or "",
+        actor=actor_for(current_staff()),
+    )
+    # A fresh form: the next lookup needs a reason of its own.
+    blank = CitizenLookupForm(formdata=None)
+    return render_template("admin/citizen.html", form=blank, overview=overview)
 
 
 @bp.get("/audit")

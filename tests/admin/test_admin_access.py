@@ -21,7 +21,14 @@ from ebox.soap import faults
 from tests.admin.admin_helpers import log_in_staff, staff_post, submit_application
 from tests.factories import create_citizen, create_document, create_sender, login
 
-PAGES = ["/admin/", "/admin/applications", "/admin/senders", "/admin/delivery", "/admin/audit"]
+PAGES = [
+    "/admin/",
+    "/admin/applications",
+    "/admin/senders",
+    "/admin/delivery",
+    "/admin/citizen",
+    "/admin/audit",
+]
 
 
 def test_anonymous_visitors_are_sent_to_the_login_page(client: FlaskClient) -> None:

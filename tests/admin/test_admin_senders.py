@@ -9,6 +9,7 @@ from datetime import timedelta
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
+from ebox.admin.services import find_staff
 from ebox.audit.models import AuditEvent
 from ebox.audit.services import verify_chain
 from ebox.db_types import utcnow
@@ -189,6 +190,35 @@ def test_delivery_status_shows_dates_and_a_masked_recipient_but_never_the_docume
     assert "Choose the sender of this ticket." in no_sender
     bad_id = client.get("/admin/delivery?message_id=not-a-uuid").get_data(as_text=True)
     assert "32 hexadecimal digits" in bad_id
+
+
+def test_every_delivery_lookup_is_audited_with_the_staff_member_and_the_message_id(
+    client: FlaskClient,
+) -> None:
+    message_type = create_message_type()
+    document = create_document(create_citizen(), message_type=message_type, ticket="BATCH-9")
+    staff = log_in_staff(client, "support")
+    member = find_staff(staff.national_number)
+    assert member is not None
+    sender_id = message_type.sender_id
+
+    client.get("/admin/delivery")  # the empty form: nothing looked up
+    client.get("/admin/delivery?message_id=not-a-uuid")  # refused: nothing looked up
+    client.get(f"/admin/delivery?message_id={document.id}")
+    client.get(f"/admin/delivery?sender_id={sender_id}&ticket=BATCH-9&sequence=3")
+
+    db.session.rollback()
+    by_id, by_ticket = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "delivery.looked_up").order_by(AuditEvent.id)
+    )
+    for event in (by_id, by_ticket):
+        assert (event.actor_type, event.actor_id) == ("staff", str(member.id))
+    assert (by_id.subject_type, by_id.subject_id) == ("document", str(document.id))
+    assert by_id.details == {"found": 1}
+    assert (by_ticket.subject_type, by_ticket.subject_id) == ("sender", str(sender_id))
+    assert by_ticket.details == {"ticket": "BATCH-9", "sequence": 3, "found": 0}
+    listing = client.get("/admin/audit").get_data(as_text=True)
+    assert "delivery.looked_up" in listing and "ticket: BATCH-9" in listing
 
 
 def test_the_audit_page_lists_events_and_checks_the_chain(client: FlaskClient) -> None:
