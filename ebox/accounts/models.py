@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ForeignKey, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ebox.db_types import UTCDateTime, utcnow
 from ebox.extensions import Model
+
+# What is kept of a browser's User-Agent header and address (sessions, the access history).
+MAX_USER_AGENT_LENGTH = 300
+MAX_IP_LENGTH = 45
 
 
 class Citizen(Model):
@@ -57,6 +61,17 @@ class WebSession(Model):
     authn_context: Mapped[str] = mapped_column(String(500), default="")
     authenticated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     assertion_id: Mapped[str] = mapped_column(String(256), default="")
+    # The browser that logged in, shown to the citizen among their open sessions.
+    user_agent: Mapped[str | None] = mapped_column(String(MAX_USER_AGENT_LENGTH))
+    ip_address: Mapped[str | None] = mapped_column(String(MAX_IP_LENGTH))
+
+    def is_open(self, now: datetime, *, idle: timedelta, lifetime: timedelta) -> bool:
+        """Not logged out, not idle too long, and not older than a session may live."""
+        return (
+            self.ended_at is None
+            and now - self.last_seen_at <= idle
+            and now - self.created_at <= lifetime
+        )
 
 
 class SeenAssertion(Model):

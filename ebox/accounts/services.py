@@ -1,14 +1,16 @@
-"""Writes of the accounts domain: logins and the assertions they used. Flush, never commit."""
+"""Writes of the accounts domain: logins, the assertions they used, and sessions the citizen
+ends. Flush, never commit."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ebox.accounts.models import Citizen, SeenAssertion
+from ebox.accounts.models import Citizen, SeenAssertion, WebSession
 from ebox.config import LANGUAGES
 from ebox.db_types import utcnow
 from ebox.extensions import db
@@ -36,6 +38,20 @@ def remember_assertion(*, assertion_id: str, expires_at: datetime) -> None:
 def forget_expired_assertions(now: datetime) -> int:
     """Drop assertion ids that could no longer be accepted anyway. Returns how many."""
     result = db.session.execute(delete(SeenAssertion).where(SeenAssertion.expires_at < now))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def end_sessions(*, citizen_id: int, session_ids: list[uuid.UUID] | None = None) -> int:
+    """End the citizen's sessions with these ids (all of them when None) at once: their cookies
+    stop working. Another citizen's session id ends nothing. Returns how many were open."""
+    statement = update(WebSession).where(
+        WebSession.citizen_id == citizen_id, WebSession.ended_at.is_(None)
+    )
+    if session_ids is not None:
+        statement = statement.where(WebSession.id.in_(session_ids))
+    result = db.session.execute(
+        statement.values(ended_at=utcnow()).execution_options(synchronize_session=False)
+    )
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -1,7 +1,8 @@
 """Citizens' web sessions: the signed cookie holds a session id, the database holds the rest.
 
-Because the state lives server-side, logout and the idle timeout end a session for good:
-a copied cookie stops working with them.
+Because the state lives server-side, logout, the idle timeout, the absolute lifetime and the
+citizen ending a session from the profile page end it for good: a copied cookie stops working
+with them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import g, redirect, request, session, url_for
 
-from ebox.accounts.models import Citizen, WebSession
+from ebox.accounts.models import MAX_IP_LENGTH, MAX_USER_AGENT_LENGTH, Citizen, WebSession
 from ebox.config import current_settings
 from ebox.db_types import utcnow
 from ebox.extensions import db
@@ -36,7 +37,11 @@ def start_session(citizen: Citizen, login: VerifiedLogin | None = None) -> WebSe
     if language:
         # A language chosen before logging in is a preference, not a session secret.
         session["language"] = language
-    web_session = WebSession(citizen_id=citizen.id)
+    web_session = WebSession(
+        citizen_id=citizen.id,
+        user_agent=request.user_agent.string[:MAX_USER_AGENT_LENGTH] or None,
+        ip_address=(request.remote_addr or "")[:MAX_IP_LENGTH] or None,
+    )
     if login is not None:
         web_session.identity_provider = login.identity_provider
         web_session.authn_context = login.authn_context
@@ -62,23 +67,17 @@ def end_session() -> None:
 
 
 def load_session() -> None:
-    """Before each request: find the citizen of a live session, end an idle one."""
+    """Before each request: find the citizen of a live session, end one idle or too old."""
     g.citizen = None
     g.web_session = None
     g.session_expired = False
-    raw_id = session.get("sid")
-    if not raw_id:
-        return
-    try:
-        web_session = db.session.get(WebSession, uuid.UUID(raw_id))
-    except ValueError:
-        web_session = None
+    web_session = _session_of_cookie()
     if web_session is None or web_session.ended_at is not None:
-        session.clear()
+        if session.get("sid") is not None:
+            session.clear()
         return
     now = utcnow()
-    idle_limit = timedelta(minutes=current_settings().session_idle_minutes)
-    if now - web_session.last_seen_at > idle_limit:
+    if not web_session.is_open(now, idle=idle_limit(), lifetime=lifetime_limit()):
         web_session.ended_at = now
         session.clear()
         g.session_expired = True
@@ -87,6 +86,26 @@ def load_session() -> None:
         web_session.last_seen_at = now
     g.web_session = web_session
     g.citizen = db.session.get(Citizen, web_session.citizen_id)
+
+
+def _session_of_cookie() -> WebSession | None:
+    """The session the cookie names. The cookie is signed, but what it holds is only trusted
+    to be a session id if it reads as one: anything else means no session (a new login)."""
+    raw_id = session.get("sid")
+    if not isinstance(raw_id, str):
+        return None
+    try:
+        return db.session.get(WebSession, uuid.UUID(raw_id))
+    except ValueError:
+        return None
+
+
+def idle_limit() -> timedelta:
+    return timedelta(minutes=current_settings().session_idle_minutes)
+
+
+def lifetime_limit() -> timedelta:
+    return timedelta(hours=current_settings().session_max_hours)
 
 
 def current_citizen() -> Citizen:

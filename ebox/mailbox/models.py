@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ebox.accounts.models import MAX_IP_LENGTH, MAX_USER_AGENT_LENGTH
 from ebox.db_types import UTCDateTime, utcnow
 from ebox.extensions import Model
 from ebox.senders.models import MessageType, Sender
@@ -95,7 +96,7 @@ class DocumentAccessEvent(Model):
     )
     action: Mapped[str] = mapped_column(String(20))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    ip_address: Mapped[str | None] = mapped_column(String(45))
-    user_agent: Mapped[str | None] = mapped_column(String(300))
+    ip_address: Mapped[str | None] = mapped_column(String(MAX_IP_LENGTH))
+    user_agent: Mapped[str | None] = mapped_column(String(MAX_USER_AGENT_LENGTH))
 
     document: Mapped[Document] = relationship()

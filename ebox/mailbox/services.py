@@ -10,7 +10,7 @@ import logging
 from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ebox.accounts.models import Citizen
+from ebox.accounts.models import MAX_IP_LENGTH, MAX_USER_AGENT_LENGTH, Citizen
 from ebox.db_types import utcnow
 from ebox.evidence import services as evidence
 from ebox.evidence.xml import CONTENT_HANDOVER, RecipientAuthentication
@@ -33,8 +33,6 @@ ACTIONS = (
     ACTION_UNHIDDEN,
     ACTION_RECEIPT_CONFIRMED,
 )
-MAX_USER_AGENT_LENGTH = 300
-MAX_IP_LENGTH = 45
 
 
 def record_access(

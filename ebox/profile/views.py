@@ -7,6 +7,7 @@ shown again with 422 (429 when codes are asked for too often).
 from __future__ import annotations
 
 import math
+import uuid
 from typing import Any
 
 from flask import (
@@ -24,9 +25,18 @@ from flask_babel import gettext as _
 from flask_babel import ngettext, refresh
 
 from ebox import transactions
+from ebox.accounts import queries as accounts_queries
+from ebox.accounts import services as accounts
 from ebox.accounts.models import Citizen
-from ebox.accounts.sessions import allowed_before_activation, current_citizen, login_required
+from ebox.accounts.sessions import (
+    allowed_before_activation,
+    current_citizen,
+    idle_limit,
+    lifetime_limit,
+    login_required,
+)
 from ebox.config import current_settings
+from ebox.db_types import utcnow
 from ebox.mail.services import MailDeliveryError
 from ebox.profile import queries, services
 from ebox.profile.forms import (
@@ -136,7 +146,42 @@ def show() -> ResponseReturnValue:
         electronic_only_form=ElectronicOnlyForm(
             formdata=None, is_electronic_only=citizen.is_electronic_only
         ),
+        sessions=_open_sessions(),
+        session_idle_minutes=current_settings().session_idle_minutes,
+        session_max_hours=current_settings().session_max_hours,
     )
+
+
+def _open_sessions() -> list[accounts_queries.OpenSession]:
+    return accounts_queries.open_sessions(
+        current_citizen().id,
+        current_id=g.web_session.id,
+        now=utcnow(),
+        idle=idle_limit(),
+        lifetime=lifetime_limit(),
+    )
+
+
+@bp.post("/sessions/<uuid:session_id>/end")
+@login_required
+def end_session_elsewhere(session_id: uuid.UUID) -> ResponseReturnValue:
+    """End one of the citizen's other sessions; another citizen's session id is a 404."""
+    if session_id == g.web_session.id:
+        abort(400)  # this browser's own session ends by logging out
+    if not accounts.end_sessions(citizen_id=current_citizen().id, session_ids=[session_id]):
+        abort(404)
+    flash(_("That session has ended: it can no longer open your eBox."), "success")
+    return redirect(url_for("profile.show", _anchor="sessions-title"), 303)
+
+
+@bp.post("/sessions/end-others")
+@login_required
+def end_other_sessions() -> ResponseReturnValue:
+    others = [open_session.id for open_session in _open_sessions() if not open_session.is_current]
+    if others:
+        accounts.end_sessions(citizen_id=current_citizen().id, session_ids=others)
+    flash(_("Your other sessions have ended."), "success")
+    return redirect(url_for("profile.show", _anchor="sessions-title"), 303)
 
 
 @bp.post("/electronic-only")

@@ -54,6 +54,7 @@ def test_a_new_citizen_logs_in_through_the_demo_idp_and_lands_on_onboarding(app,
 
 
 def test_the_session_after_login_is_a_fresh_server_side_session(client):
+    client.environ_base["HTTP_USER_AGENT"] = "Mozilla/5.0 (Android 14; Mobile) Firefox/133.0"
     with client.session_transaction() as session:
         session["planted"] = "by someone else"
 
@@ -63,6 +64,9 @@ def test_the_session_after_login_is_a_fresh_server_side_session(client):
         assert "planted" not in session
         web_session = db.session.get(WebSession, uuid.UUID(session["sid"]))
     assert web_session is not None and web_session.ended_at is None
+    # The browser is remembered, so that the citizen can tell their sessions apart.
+    assert web_session.user_agent == "Mozilla/5.0 (Android 14; Mobile) Firefox/133.0"
+    assert web_session.ip_address == "127.0.0.1"
 
 
 def test_an_activated_citizen_returns_to_the_page_asked_for_before_login(app, client):
