@@ -129,16 +129,23 @@ def _record(document: Document, action: str) -> None:
 @bp.get("/documents/<uuid:document_id>")
 @login_required
 def document(document_id: uuid.UUID) -> ResponseReturnValue:
+    """The document page. ?view=pdf, the citizen's own request, shows the PDF on the page too:
+    htmx fetches just that frame, without JavaScript the page comes again with it."""
     document = _own_document(document_id)
-    if not services.needs_receipt_confirmation(document):
+    is_closed = services.needs_receipt_confirmation(document)
+    show_pdf_here = request.args.get("view") == "pdf" and document.media_type == PDF
+    if show_pdf_here and not is_closed and is_htmx():
+        return render_template("mailbox/_pdf_frame.html", document=document)
+    if not is_closed:
         services.mark_read(document=document)
     _record(document, services.ACTION_OPENED)
     return render_template(
         "mailbox/document.html",
         document=document,
         message_type_name=document.message_type.name_in(_language()),
-        is_closed=services.needs_receipt_confirmation(document),
+        is_closed=is_closed,
         is_pdf=document.media_type == PDF,
+        show_pdf_here=show_pdf_here,
         view=VIEW_DOCUMENT,
     )
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from sqlalchemy import select
+
 from ebox.demo.pdf import make_pdf
 from ebox.extensions import db
 from ebox.mailbox.models import DocumentAccessEvent
@@ -50,8 +52,57 @@ def test_the_document_page_shows_the_sender_its_contact_details_and_the_dates(cl
         "You cannot reply in eBox.",
     ):
         assert expected in html, expected
-    assert f'src="/documents/{document.id}/content?disposition=inline"' in html
     assert "Open the PDF" in html
+    # Nothing fetches the content until the citizen asks for it.
+    assert f"/documents/{document.id}/content?disposition=inline" in html  # the link
+    assert "<iframe" not in html
+    assert "Show the PDF on this page" in html
+
+
+def _actions(document) -> list[str]:
+    events = db.session.scalars(
+        select(DocumentAccessEvent.action)
+        .where(DocumentAccessEvent.document_id == document.id)
+        .order_by(DocumentAccessEvent.id)
+    )
+    return list(events)
+
+
+def test_the_pdf_is_shown_on_the_page_only_when_the_citizen_asks(client):
+    citizen = create_citizen()
+    document = create_document(citizen)
+    login(client, citizen)
+
+    client.get(f"/documents/{document.id}")
+    assert _actions(document) == ["opened"]
+
+    # Without JavaScript: the page again, with the frame.
+    html = client.get(f"/documents/{document.id}?view=pdf").get_data(as_text=True)
+    assert f'<iframe id="pdf" class="pdf-frame" src="/documents/{document.id}/content?disp' in html
+    assert _actions(document) == ["opened", "opened"]
+
+
+def test_htmx_fetches_only_the_frame_and_records_no_second_opening(client):
+    citizen = create_citizen()
+    document = create_document(citizen)
+    login(client, citizen)
+    client.get(f"/documents/{document.id}")
+
+    response = client.get(f"/documents/{document.id}?view=pdf", headers={"HX-Request": "true"})
+
+    assert response.get_data(as_text=True).startswith('<iframe id="pdf"')
+    assert _actions(document) == ["opened"]
+
+
+def test_a_closed_registered_letter_offers_no_frame_even_when_asked(client):
+    citizen = create_citizen()
+    document = create_document(citizen, is_registered=True)
+    login(client, citizen)
+
+    response = client.get(f"/documents/{document.id}?view=pdf", headers={"HX-Request": "true"})
+
+    html = response.get_data(as_text=True)
+    assert "Open and confirm receipt" in html and "<iframe" not in html
 
 
 def test_the_body_text_is_shown_escaped(client):
