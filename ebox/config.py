@@ -196,6 +196,20 @@ class Settings:
         7, "an alert warns of unread documents deleted within this many days"
     )
     purge_interval_minutes: int = setting(60, "how often the worker deletes expired documents")
+    application_link_hours: int = setting(
+        24,
+        "lifetime of the link that confirms an application's e-mail address; an application "
+        "not confirmed by then is forgotten",
+    )
+    applications_per_client_hour: int = setting(
+        10,
+        "applications accepted per hour from one client address (IPv6: one /64 network)",
+    )
+    applications_per_email_day: int = setting(
+        3,
+        "applications accepted per day for one business contact address (each one sends it a "
+        "confirmation e-mail)",
+    )
 
     def __post_init__(self) -> None:
         """Fill in the settings whose default follows from others."""
@@ -291,6 +305,9 @@ class Settings:
             "session_idle_minutes": (1, 24 * 60),
             "session_max_hours": (1, 7 * 24),
             "wss_max_timestamp_minutes": (1, 60),
+            "application_link_hours": (1, 7 * 24),
+            "applications_per_client_hour": (1, 10_000),
+            "applications_per_email_day": (1, 100),
         }
         for name, (low, high) in ranges.items():
             if not low <= getattr(self, name) <= high:
@@ -311,7 +328,9 @@ class Settings:
         return {
             "SECRET_KEY": self.secret_key,
             "SQLALCHEMY_DATABASE_URI": self.database_url,
-            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+            # hide_parameters: an error's message (and so a logged traceback) never carries the
+            # values of a statement: national numbers, addresses, titles.
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
             "SESSION_COOKIE_NAME": "ebox_session",
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",

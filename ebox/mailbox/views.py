@@ -105,11 +105,7 @@ def _own_document(document_id: uuid.UUID) -> Document:
     citizen = current_citizen()
     document = queries.find_document(document_id)
     if document is not None and document.recipient_national_number != citizen.national_number:
-        log.warning(
-            "citizen %s asked for document %s, which is not theirs",
-            citizen.national_number,
-            document_id,
-        )
+        log.warning("citizen %s asked for document %s, not theirs", citizen.id, document_id)
         abort(404)
     if document is None or not document.is_available(utcnow()):
         abort(404)

@@ -1,0 +1,108 @@
+"""eBox under gunicorn as the README and the operations guide start it: a production start with
+unsafe settings stops the whole server with the reasons printed once, and the access log never
+carries a query string (a citizen's search in titles)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.mail.smtp_server import free_port
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
+
+
+def _environment(tmp_path: Path, **variables: str) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("EBOX_")}
+    environment.update(EBOX_INSTANCE_PATH=str(tmp_path), **variables)
+    return environment
+
+
+def _gunicorn(*options: str) -> list[str]:
+    return [GUNICORN, *options, "--bind", f"127.0.0.1:{free_port()}", "--workers", "2", "app:app"]
+
+
+def test_a_refused_production_start_stops_gunicorn_with_the_reasons_printed_once(tmp_path):
+    finished = subprocess.run(
+        _gunicorn("-c", "python:ebox.gunicorn_conf"),
+        cwd=ROOT,
+        env=_environment(tmp_path, EBOX_ENV="production"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert finished.returncode != 0
+    assert finished.stderr.count("EBOX_ENV=production refuses to start") == 1
+    assert "EBOX_MASTER_KEY is the embedded default key" in finished.stderr
+    assert "Booting worker" not in finished.stderr  # stopped before any worker started
+
+
+def test_without_the_config_file_gunicorn_still_stops_instead_of_restarting_workers(tmp_path):
+    started = time.monotonic()
+    finished = subprocess.run(
+        _gunicorn(),
+        cwd=ROOT,
+        env=_environment(tmp_path, EBOX_ENV="production"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode != 0
+    assert "App failed to load" in finished.stderr  # gunicorn halts on the workers' exit code
+    assert finished.stderr.count("refuses to start") <= 2  # at most once per worker
+    assert time.monotonic() - started < 30
+
+
+def test_the_access_log_names_the_path_without_its_query_string(tmp_path):
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            GUNICORN,
+            "-c",
+            "python:ebox.gunicorn_conf",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--access-logfile",
+            "-",
+            "app:app",
+        ],
+        cwd=ROOT,
+        env=_environment(tmp_path, EBOX_ENV="development"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_for(port)
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/auth/login?next=/%3Fq%3DPersonalWord", timeout=10
+        ) as answer:
+            assert answer.status == 200
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    assert '"GET /auth/login HTTP/1.1" 200' in output
+    assert "PersonalWord" not in output
+
+
+def _wait_for(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"gunicorn did not listen on {port}")
