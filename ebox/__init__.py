@@ -26,7 +26,7 @@ from ebox.applications.views import bp as applications_bp
 from ebox.cli import ebox_group
 from ebox.config import Settings
 from ebox.evidence.views import bp as evidence_bp
-from ebox.extensions import babel, csrf, db, migrate
+from ebox.extensions import babel, csrf, db, htmx, migrate
 from ebox.health.views import bp as health_bp
 from ebox.log_config import configure_logging
 from ebox.mailbox.views import bp as mailbox_bp
@@ -70,6 +70,7 @@ def _init_extensions(app: Flask) -> None:
         render_as_batch=True,
     )
     csrf.init_app(app)
+    htmx.init_app(app)
     babel.init_app(app, locale_selector=web.select_language)
 
 

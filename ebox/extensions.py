@@ -3,6 +3,7 @@
 from typing import TYPE_CHECKING
 
 from flask_babel import Babel
+from flask_htmx import HTMX
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -34,3 +35,5 @@ else:
 migrate = Migrate()
 babel = Babel()
 csrf = CSRFProtect()
+# Reads htmx's request headers: bool(htmx) is True for a request htmx made.
+htmx = HTMX()

@@ -35,7 +35,7 @@ class MaskingFormatter(logging.Formatter):
         return mask_personal_data(super().format(record))
 
 
-class _ServiceHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _ServiceHandler(logging.StreamHandler):
     """eBox's own handler, told apart from handlers others (a test runner) put on the root."""
 
 

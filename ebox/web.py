@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from ebox import transactions
 from ebox.config import LANGUAGES
+from ebox.extensions import htmx
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +25,9 @@ CONTENT_SECURITY_POLICY = (
 
 
 def is_htmx() -> bool:
-    """True for a request made by htmx, which wants a fragment rather than the page."""
-    return request.headers.get("HX-Request") == "true" and not request.headers.get(
-        "HX-History-Restore-Request"
-    )
+    """True for a request made by htmx, which wants a fragment rather than the page. Restoring
+    a page missing from htmx's history cache wants the whole page."""
+    return bool(htmx) and not htmx.history_restore_request
 
 
 def render_page_or_fragment(page_template: str, fragment_template: str, **context: Any) -> str:

@@ -215,6 +215,14 @@ def test_htmx_gets_only_the_list_fragment_and_a_browser_the_whole_page(client):
     assert client.get("/", headers=HTMX).headers["Vary"].count("HX-Request") == 1
 
 
+def test_htmx_restoring_a_page_missing_from_its_history_cache_gets_the_whole_page(client):
+    citizen = create_citizen()
+    login(client, citizen)
+
+    restore = {**HTMX, "HX-History-Restore-Request": "true"}
+    assert inbox(client, headers=restore).startswith("<!doctype html>")
+
+
 def test_the_filter_form_works_with_htmx_and_without(client):
     citizen = create_citizen()
     create_document(citizen, title="A letter")
