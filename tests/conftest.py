@@ -22,6 +22,7 @@ from ebox import create_app
 from ebox.config import Settings
 from ebox.extensions import db
 from tests.evidence.tsa_server import TimestampAuthority
+from tests.redis_server import redis_server
 
 POSTGRES_SERVER = os.environ.get(
     "EBOX_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -113,6 +114,13 @@ def runner(app: Flask) -> FlaskCliRunner:
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def own_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis server of this test process alone: tests may flush it and run workers on it."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

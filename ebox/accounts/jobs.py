@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from ebox import transactions
 from ebox.accounts.services import forget_expired_assertions as forget
 from ebox.db_types import utcnow
-from ebox.extensions import db
 
 
 def forget_expired_assertions() -> int:
     """Drop the replay guard's record of SAML assertions that can no longer be replayed."""
     forgotten = forget(utcnow())
-    db.session.commit()
+    transactions.commit()
     return forgotten

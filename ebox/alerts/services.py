@@ -7,8 +7,10 @@ into Python to decide it, so memory does not grow with the number of citizens.
 
 Sending works through delivery rows in small batches. Each delivery is claimed in its own
 committed transaction before its mail goes out and marked sent after, so no second worker, rerun
-or retry can send it again; a worker killed in between leaves it "sending": not resent that day,
-and, because the citizen's watermarks move only when an alert is sent, announced the next day.
+or retry can send it again (so these services commit between their steps, through
+ebox.transactions: decision 0008). A worker killed in between leaves it "sending": not resent
+that day, and, because the citizen's watermarks move only when an alert is sent, announced the
+next day.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ebox import transactions
 from ebox.accounts.models import Citizen
 from ebox.alerts.models import FAILED, PLANNED, SENDING, SENT, SKIPPED, AlertDelivery, AlertRun
 from ebox.config import Settings, current_settings
@@ -41,16 +44,11 @@ def platform_today(now: datetime | None = None) -> date:
     return (now or utcnow()).astimezone(PLATFORM_TIMEZONE).date()
 
 
-def scheduled_time(day: date, hour: int) -> datetime:
-    """The alert hour of day in Brussels, as an aware datetime."""
-    return datetime.combine(day, time(hour), tzinfo=PLATFORM_TIMEZONE)
-
-
 def start_run(day: date, now: datetime) -> AlertRun:
     """The day's run. The first call fixes its cutoff (now); every later call gets that one back,
     so a rerun after a crash plans exactly the same news."""
     _insert_ignoring_duplicates(AlertRun, {"day": day, "cutoff_at": now, "started_at": now})
-    db.session.commit()
+    transactions.commit()
     run = db.session.get(AlertRun, day)
     assert run is not None
     return run
@@ -121,7 +119,7 @@ def plan_range(run: AlertRun, first_id: int, end_id: int, settings: Settings) ->
     result = db.session.execute(
         statement.on_conflict_do_nothing(), execution_options={"preserve_rowcount": True}
     )
-    db.session.commit()
+    transactions.commit()
     return _rowcount(result)
 
 
@@ -245,7 +243,7 @@ def _claim(delivery_id: int, outcome: SendOutcome) -> AlertDelivery | None:
         else {"status": SENDING, "claimed_at": utcnow(), "attempts": AlertDelivery.attempts + 1}
     )
     claimed = _rowcount(db.session.execute(update(AlertDelivery).where(claimable).values(values)))
-    db.session.commit()
+    transactions.commit()
     if not claimed:
         return None
     if reason:
@@ -326,12 +324,12 @@ def _finish(delivery: AlertDelivery, status: str, *, error: str | None = None) -
     delivery.status = status
     delivery.finished_at = utcnow()
     delivery.last_error = error[:300] if error else None
-    db.session.commit()
+    transactions.commit()
 
 
 def _note_error(delivery: AlertDelivery, error: str) -> None:
     delivery.last_error = error[:300]
-    db.session.commit()
+    transactions.commit()
 
 
 def render_alert(citizen: Citizen, news: News, settings: Settings) -> RenderedEmail:

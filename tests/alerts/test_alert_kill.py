@@ -76,9 +76,9 @@ def mail_server() -> Iterator[tuple[SlowMailServer, str]]:
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
-    """A database of the Redis server that only this test uses, so that flushing it is safe."""
-    url = "redis://127.0.0.1:6379/14"
+def redis_url(own_redis_url: str) -> Iterator[str]:
+    """The Redis server of this test process, empty: flushing it touches no one else."""
+    url = own_redis_url
     connection = Redis.from_url(url)
     connection.flushdb()
     try:

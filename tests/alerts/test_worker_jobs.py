@@ -43,13 +43,6 @@ NEWS_LINES = {
 }
 
 
-def redis_server_url(worker_id: str) -> str:
-    """A database of the Redis server that only these tests use (one per pytest-xdist worker),
-    so that flushing it touches nothing else."""
-    index = int(worker_id[2:]) if worker_id.startswith("gw") else 0
-    return f"redis://127.0.0.1:6379/{11 + index % 2}"
-
-
 @pytest.fixture(scope="module")
 def embedded_server(_migrated_app: Flask) -> Iterator[Redis]:
     """The embedded Redis that worker.py starts when EBOX_REDIS_URL is unset, under instance/.
@@ -59,12 +52,12 @@ def embedded_server(_migrated_app: Flask) -> Iterator[Redis]:
 
 
 @pytest.fixture(params=["redis-server", "embedded-redis"])
-def redis(request: pytest.FixtureRequest, app: Flask, worker_id: str) -> Iterator[Redis]:
+def redis(request: pytest.FixtureRequest, app: Flask, own_redis_url: str) -> Iterator[Redis]:
     """An empty Redis, and the application's settings pointing at it for the test."""
     settings = app.config["EBOX"]
     previous = settings.redis_url
     if request.param == "redis-server":
-        settings.redis_url = redis_server_url(worker_id)
+        settings.redis_url = own_redis_url
         connection = Redis.from_url(settings.redis_url)
     else:
         settings.redis_url = ""  # as worker.py: the embedded server, found through instance/
