@@ -24,13 +24,14 @@ from ebox.accounts.views import bp as accounts_bp
 from ebox.admin.views import bp as admin_bp
 from ebox.applications.views import bp as applications_bp
 from ebox.cli import ebox_group
-from ebox.config import Settings
+from ebox.config import MAX_FORM_BYTES, Settings
 from ebox.evidence.views import bp as evidence_bp
 from ebox.extensions import babel, csrf, db, htmx, migrate
 from ebox.health.views import bp as health_bp
 from ebox.log_config import configure_logging
 from ebox.mailbox.views import bp as mailbox_bp
 from ebox.profile.views import bp as profile_bp
+from ebox.request_bodies import BoundedChunkedBodies
 from ebox.soap.views import bp as soap_bp
 
 
@@ -49,6 +50,9 @@ def create_app(settings: Settings | None = None, **flask_overrides: Any) -> Flas
     app.config.update(flask_overrides)
     app.config["EBOX"] = settings
     settings.instance_path.mkdir(parents=True, exist_ok=True)
+    app.wsgi_app = BoundedChunkedBodies(  # type: ignore[method-assign]
+        app.wsgi_app, lambda path: body_limit(settings, path)
+    )
     if settings.trusted_proxies:
         # The client's address (access history, logs) and https come from the proxies' headers.
         n = settings.trusted_proxies
@@ -59,6 +63,13 @@ def create_app(settings: Settings | None = None, **flask_overrides: Any) -> Flas
     register_blueprints(app)
     register_commands(app)
     return app
+
+
+def body_limit(settings: Settings, path: str) -> int:
+    """The most bytes a request body may have: SOAP envelopes carry documents, forms are small."""
+    if path.startswith("/soap/"):
+        return settings.soap_max_request_bytes
+    return MAX_FORM_BYTES
 
 
 def _init_extensions(app: Flask) -> None:

@@ -27,8 +27,10 @@ DEFAULT_SECRET_KEY = "dev-secret-key-not-for-production"  # noqa: S105 (producti
 # 32 bytes, base64: the embedded default master key. Production refuses it.
 DEFAULT_MASTER_KEY = "ZWJveC1lbWJlZGRlZC1kZWZhdWx0LW1hc3Rlci1rZXk="
 LANGUAGES = ("nl", "fr", "de", "en")
+# Form posts are small; documents arrive through the SOAP service (its own limit).
+MAX_FORM_BYTES = 2 * 1024 * 1024
 
-__all__ = ["LANGUAGES", "ConfigError", "Settings", "current_settings"]
+__all__ = ["LANGUAGES", "MAX_FORM_BYTES", "ConfigError", "Settings", "current_settings"]
 
 
 def _parse_bool(raw: str) -> bool:
@@ -336,8 +338,7 @@ class Settings:
             "SESSION_COOKIE_SAMESITE": "Lax",
             "SESSION_COOKIE_SECURE": self.cookie_secure,
             "PREFERRED_URL_SCHEME": "https" if self.cookie_secure else "http",
-            # Form posts are small; documents arrive through the SOAP service (its own limit).
-            "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+            "MAX_CONTENT_LENGTH": MAX_FORM_BYTES,
             "WTF_CSRF_TIME_LIMIT": None,
             "BABEL_DEFAULT_LOCALE": "nl",
             "BABEL_DEFAULT_TIMEZONE": "Europe/Brussels",
