@@ -189,7 +189,8 @@ def alerts_run_command(day: datetime | None) -> None:
     "--now",
     "moment",
     type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"]),
-    help="Delete what has expired at this UTC time instead of now (to replay a run).",
+    help="Delete what had expired at this earlier UTC time instead of now (to replay a run). "
+    "A time in the future is refused: no document is deleted before its expiry.",
 )
 @click.option("--orphans", is_flag=True, help="Also remove stored objects that no document names.")
 def purge_command(moment: datetime | None, orphans: bool) -> None:
@@ -197,10 +198,13 @@ def purge_command(moment: datetime | None, orphans: bool) -> None:
     from ebox.retention import services
 
     at = moment.replace(tzinfo=UTC) if moment else None
-    summary = services.purge_expired(
-        at,
-        progress=lambda done: click.echo(f"{done.documents} documents deleted so far"),
-    )
+    try:
+        summary = services.purge_expired(
+            at,
+            progress=lambda done: click.echo(f"{done.documents} documents deleted so far"),
+        )
+    except services.PurgeInTheFuture as refused:
+        raise click.ClickException(f"--now {refused}") from refused
     click.echo(
         f"purge: {summary.documents} expired documents deleted, "
         f"{summary.objects_removed} stored objects removed"
@@ -217,49 +221,46 @@ ebox_group.add_command(evidence_group)
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--root",
+    required=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="The seal's root CA (PEM) to trust. Default: EBOX_SEAL_CA_CERT, or the demo root.",
+    help="The root CA (PEM) of eBox's seal, the one trust anchor: eBox publishes it at "
+    "<eBox address>/evidence/seal-root.pem; compare its fingerprint with the one eBox gave you.",
 )
 @click.option(
     "--seal-cert",
     "seal_certs",
     multiple=True,
+    required=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="eBox's sealing certificate (PEM); repeat for earlier ones. Default: EBOX_SEAL_CERT, "
-    "or the demo seal.",
+    help="eBox's sealing certificate (PEM), published at <eBox address>/evidence/seal.pem; "
+    "repeat for earlier ones. Another organisation's certificate under the same root fails.",
 )
 @click.option(
     "--tsa-root",
     type=click.Path(exists=True, dir_okay=False),
-    help="The timestamp authority's root CA (PEM); without it timestamps are read, not trusted.",
+    help="The timestamp authority's root CA (PEM): every evidence must then carry a timestamp "
+    "of that authority. Without it timestamps are read, not trusted.",
 )
 def evidence_verify_command(
-    files: tuple[str, ...], root: str | None, seal_certs: tuple[str, ...], tsa_root: str | None
+    files: tuple[str, ...], root: str, seal_certs: tuple[str, ...], tsa_root: str | None
 ) -> None:
     """Check PDF proofs of delivery and evidence XMLs (XMLs given together as one chain) and
-    say what they prove, or exactly why they do not. Exit status 1 if any check fails."""
+    say what they prove, or exactly why they do not. Exit status 1 if any check fails.
+
+    Nothing is trusted by default, not even this installation's own seal: the files prove
+    something only under the root and sealing certificate you name."""
     from pathlib import Path
 
-    from flask import current_app
+    from ebox.evidence.verify import MAX_FILE_BYTES, load_trust, verify_files
 
-    from ebox.evidence.seal import DEMO_FILES, DEMO_FOLDER
-    from ebox.evidence.verify import MAX_FILE_BYTES, Trust, verify_files
-
-    settings = current_app.config["EBOX"]
-    demo = settings.instance_path / DEMO_FOLDER
-    root_file = Path(root or settings.seal_ca_cert or demo / DEMO_FILES[0])
-    seal_files = [Path(name) for name in seal_certs] or [
-        Path(settings.seal_cert or demo / DEMO_FILES[2])
-    ]
-    if not root_file.is_file():
-        raise click.ClickException("no root to trust: give --root ROOT.pem")
-    if not all(path.is_file() for path in seal_files):
-        raise click.ClickException("no sealing certificate: give --seal-cert SEAL.pem")
-    trust = Trust(
-        seal_root_pem=root_file.read_bytes(),
-        seal_cert_pems=tuple(path.read_bytes() for path in seal_files),
-        tsa_root_pem=Path(tsa_root).read_bytes() if tsa_root else None,
-    )
+    try:
+        trust = load_trust(
+            root=Path(root),
+            seal_certs=[Path(name) for name in seal_certs],
+            tsa_root=Path(tsa_root) if tsa_root else None,
+        )
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
     loaded = []
     for name in files:
         path = Path(name)

@@ -24,13 +24,14 @@ import base64
 import hashlib
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import xmlsec
 from lxml import etree
 from xmlsec import constants
 
+from ebox.db_types import utcnow
 from ebox.evidence.seal import Seal
 from ebox.evidence.timestamp import request_timestamp
 
@@ -45,6 +46,14 @@ CONTENT_HANDOVER = "ContentHandover"
 CONTENT_HANDOVER_FAILURE = "ContentHandoverFailure"
 EVENTS = (SUBMISSION_ACCEPTANCE, CONTENT_CONSIGNMENT, CONTENT_HANDOVER, CONTENT_HANDOVER_FAILURE)
 NAMESPACES = {"ev": NS, "ds": DS}
+
+# How much later than its sealing an event may be stated, for the clock's sake. Both times are
+# read from the platform's clock, the event first: microseconds before for an opening, earlier
+# still for a publication or an expiry. They can only come out inverted when the clock is
+# stepped back in between, which time synchronisation does only when the clock is already off
+# by more (ntpd from 128 ms, systemd-timesyncd from 0.4 s, chrony usually from 1 s). A second
+# absorbs such a step yet is far below anything the evidence is read for (expiries are days).
+CLOCK_SKEW = timedelta(seconds=1)
 
 SCHEMA_FILE = "Evidence-v1.xsd"
 SCHEMA_PATH = Path(__file__).resolve().parent / "contract" / SCHEMA_FILE
@@ -93,8 +102,12 @@ class EvidenceFacts:
     # Until when the document is (or was) available to the recipient.
     available_until: datetime | None = None
     # When the platform sealed this evidence; it may come after the event (a non-retrieval is
-    # sealed by the purge that follows the expiry).
+    # sealed by the purge that follows the expiry), never before it (beyond CLOCK_SKEW).
     sealing_time: datetime | None = None
+
+
+class EventAfterSealing(ValueError):
+    """The evidence would state an event later than its own sealing: a fact not yet true."""
 
 
 def build_and_seal(
@@ -108,9 +121,11 @@ def build_and_seal(
 
     With tsa_url, the signature value is timestamped by that authority; when it fails,
     TimestampError propagates: no evidence goes out without the timestamp it should carry.
+    EventAfterSealing is raised before anything is signed or asked of the authority.
     """
     if facts.event not in EVENTS:
         raise ValueError(f"unknown evidence event {facts.event!r}")
+    _refuse_event_after_sealing(facts, now=utcnow())
     root = etree.Element(f"{{{NS}}}Evidence", nsmap={"ev": NS})
     _add(root, "EvidenceId", facts.evidence_id)
     _add(root, "EventType", EVENT_URI + facts.event)
@@ -160,6 +175,18 @@ def build_and_seal(
         )
         _add_timestamp(signature, token)
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def _refuse_event_after_sealing(facts: EvidenceFacts, *, now: datetime) -> None:
+    """Raise EventAfterSealing when the event is stated later than the sealing: now, or the
+    SealingTime the evidence states if that is earlier."""
+    sealed_at = min(facts.sealing_time or now, now)
+    if facts.event_time > sealed_at + CLOCK_SKEW:
+        raise EventAfterSealing(
+            f"{facts.event} evidence not sealed: its EventTime {_utc(facts.event_time)} is after "
+            f"its sealing time {_utc(sealed_at)} (by {facts.event_time - sealed_at}; at most "
+            f"{CLOCK_SKEW.total_seconds():g} s of clock difference is allowed)"
+        )
 
 
 def digest(evidence_xml: bytes) -> str:

@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select, update
@@ -23,7 +23,7 @@ from ebox import transactions
 from ebox.db_types import utcnow
 from ebox.evidence.services import NOT_RETRIEVED, record_evidence
 from ebox.evidence.timestamp import TimestampError
-from ebox.evidence.xml import CONTENT_HANDOVER_FAILURE
+from ebox.evidence.xml import CLOCK_SKEW, CONTENT_HANDOVER_FAILURE
 from ebox.extensions import db
 from ebox.mailbox.models import Document
 from ebox.storage.services import delete_content, list_storage_keys, stored_at
@@ -35,6 +35,10 @@ PURGE_BATCH = 500
 # An object younger than this may belong to a publication whose transaction is still open.
 ORPHAN_GRACE = timedelta(hours=1)
 ORPHAN_PAGE = 1000
+
+
+class PurgeInTheFuture(ValueError):
+    """A purge asked to run at a time that has not come yet."""
 
 
 @dataclass
@@ -51,8 +55,11 @@ def purge_expired(
     batch_size: int = PURGE_BATCH,
     progress: Callable[[PurgeSummary], None] | None = None,
 ) -> PurgeSummary:
-    """Delete every document expired at now, batch by batch. Safe to run again at any time."""
-    now = now or utcnow()
+    """Delete every document expired at now, batch by batch. Safe to run again at any time.
+
+    now may replay a past moment, never a future one: PurgeInTheFuture, and nothing is done.
+    """
+    now = _moment_not_in_the_future(now)
     summary = PurgeSummary()
     summary.objects_removed += _remove_marked_objects(batch_size)
     sealing_down = False
@@ -107,6 +114,22 @@ def purge_expired(
             summary.objects_removed,
         )
     return summary
+
+
+def _moment_not_in_the_future(moment: datetime | None) -> datetime:
+    """The purge's moment, at the latest the current time. A later one would delete documents
+    still within their period and seal non-retrieval evidence of an expiry yet to come; within
+    CLOCK_SKEW it is taken as now (a time typed to the second, or another host's clock)."""
+    now = utcnow()
+    if moment is None:
+        return now
+    if moment > now + CLOCK_SKEW:
+        raise PurgeInTheFuture(
+            f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%S}Z is in the future (it is now "
+            f"{now:%Y-%m-%dT%H:%M:%S}Z): no document is deleted before its expiry, so nothing "
+            "was done"
+        )
+    return min(moment, now)
 
 
 def _seal_non_retrieval(document_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:

@@ -22,6 +22,7 @@ from ebox.retention.services import purge_expired
 from tests.evidence.tsa_server import unreachable_url
 from tests.factories import create_citizen, create_document, login
 from tests.mailbox.mailbox_helpers import post
+from tests.retention.retention_helpers import expire
 
 
 def events(document: Document) -> list[str]:
@@ -96,7 +97,8 @@ def test_an_unopened_registered_document_expires_with_non_retrieval_evidence_kep
 def test_a_document_is_opened_or_not_retrieved_never_both(app: Flask) -> None:
     # The purge sealed the non-retrieval; a confirmation loaded just before it comes too late.
     late = create_document(create_citizen(), is_registered=True)
-    purge_expired(late.expires_at + timedelta(seconds=1))
+    expire(late)
+    purge_expired()
     stale = db.session.get(Document, late.id)
     assert stale is not None
     assert confirm_receipt(document=stale) is False
@@ -118,10 +120,11 @@ def test_with_the_timestamp_authority_down_the_purge_keeps_only_unsealed_registe
     registered = create_document(create_citizen(), is_registered=True)
     another = create_document(create_citizen(), is_registered=True)
     plain = create_document(create_citizen())
+    expire(registered, another, plain)
     settings = app.config["EBOX"]
     settings.tsa_url = unreachable_url()
     try:
-        summary = purge_expired(registered.expires_at + timedelta(seconds=1))
+        summary = purge_expired()
     finally:
         settings.tsa_url = ""
 
@@ -133,6 +136,5 @@ def test_with_the_timestamp_authority_down_the_purge_keeps_only_unsealed_registe
     assert events(registered) == ["SubmissionAcceptance", "ContentConsignment"]
 
     # The authority is back: the next run seals the non-retrievals, then deletes.
-    later = max(registered.expires_at, another.expires_at) + timedelta(seconds=1)
-    assert purge_expired(later).documents == 2
+    assert purge_expired().documents == 2
     assert events(registered)[-1] == events(another)[-1] == "ContentHandoverFailure"

@@ -16,49 +16,27 @@ from ebox.evidence.jobs import make_proof
 from ebox.evidence.models import DeliveryProof
 from ebox.evidence.proofs import render_proof
 from ebox.evidence.seal import Seal, demo_seal
-from ebox.evidence.services import chain_of, latest_proof, platform_seal
+from ebox.evidence.services import chain_of, platform_seal
 from ebox.evidence.xml import NAMESPACES, build_and_seal
 from ebox.extensions import db
-from ebox.mailbox.models import Document
 from ebox.mailbox.services import confirm_receipt
 from ebox.retention.services import purge_expired
 from tests.evidence.samples import sample_facts
 from tests.evidence.tsa_server import TimestampAuthority
+from tests.evidence.verify_helpers import (
+    opened_registered_document,
+    platform_trust,
+    proof_files,
+    verify,
+)
 from tests.factories import create_citizen, create_document
 from tests.pki import Issued, issue, make_ca
+from tests.retention.retention_helpers import expire
 
 
 def seal_of(ca: Issued, common_name: str, valid_for: timedelta = timedelta(days=300)) -> Seal:
     leaf = issue(ca, common_name, valid_for=valid_for)
     return Seal(key_pem=leaf.key_pem, cert_pem=leaf.cert_pem, root_pem=ca.cert_pem)
-
-
-def opened_registered_document() -> Document:
-    document = create_document(create_citizen(), is_registered=True, title="Formal notice")
-    confirm_receipt(document=document)
-    db.session.commit()
-    return document
-
-
-def proof_files(document: Document, folder: Path) -> tuple[Path, list[Path]]:
-    assert make_proof(str(document.id)) is not None
-    proof = latest_proof(document.id)
-    assert proof is not None
-    pdf = folder / "proof.pdf"
-    pdf.write_bytes(proof.pdf)
-    xmls = []
-    for item in chain_of(document.id):
-        path = folder / f"{item.position}-{item.event}.xml"
-        path.write_bytes(item.xml)
-        xmls.append(path)
-    return pdf, xmls
-
-
-def verify(runner: FlaskCliRunner, *args: object) -> tuple[int, str]:
-    result = runner.invoke(args=["ebox", "evidence", "verify", *map(str, args)])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.output
 
 
 def test_a_proof_of_delivery_verifies_and_says_what_it_proves(
@@ -67,7 +45,7 @@ def test_a_proof_of_delivery_verifies_and_says_what_it_proves(
     document = opened_registered_document()
     pdf, _ = proof_files(document, tmp_path)
 
-    code, output = verify(runner, pdf)
+    code, output = verify(runner, pdf, *platform_trust(tmp_path))
 
     print(output)
     assert code == 0, output
@@ -89,7 +67,7 @@ def test_a_pdf_with_one_byte_changed_proves_nothing(
     data[middle] = (data[middle] + 1) % 256
     pdf.write_bytes(bytes(data))
 
-    code, output = verify(runner, pdf)
+    code, output = verify(runner, pdf, *platform_trust(tmp_path))
 
     assert code == 1
     assert "FAIL" in output and "does NOT prove" in output
@@ -100,11 +78,12 @@ def test_evidence_given_together_is_checked_as_one_chain(
 ) -> None:
     _, xmls = proof_files(opened_registered_document(), tmp_path)
 
-    code, output = verify(runner, *xmls)
+    trust = platform_trust(tmp_path)
+    code, output = verify(runner, *xmls, *trust)
     assert code == 0, output
     assert "the 3 evidence form one unbroken chain" in output
 
-    code, output = verify(runner, xmls[0], xmls[2])  # the consignment left out
+    code, output = verify(runner, xmls[0], xmls[2], *trust)  # the consignment left out
     assert code == 1
     assert "FAIL the 2 evidence form one unbroken chain" in output
 
@@ -120,7 +99,7 @@ def test_altered_evidence_and_wrapped_signatures_are_refused(
     assert time is not None
     time.text = "2020-01-01T00:00:00.000000Z"
     (tmp_path / "altered.xml").write_bytes(etree.tostring(altered))
-    code, output = verify(runner, tmp_path / "altered.xml")
+    code, output = verify(runner, tmp_path / "altered.xml", *platform_trust(tmp_path))
     assert code == 1
     assert "FAIL altered.xml" not in output  # the report names the file it read
     assert "the seal signature does not verify" in output
@@ -133,7 +112,7 @@ def test_altered_evidence_and_wrapped_signatures_are_refused(
     wrapper = etree.SubElement(forged, f"{{{NAMESPACES['ev']}}}Extension")
     wrapper.append(copy.deepcopy(original))
     (tmp_path / "wrapped.xml").write_bytes(etree.tostring(forged))
-    code, output = verify(runner, tmp_path / "wrapped.xml")
+    code, output = verify(runner, tmp_path / "wrapped.xml", *platform_trust(tmp_path))
     assert code == 1
     assert "FAIL evidence: follows the Evidence schema" in output
 
@@ -148,7 +127,7 @@ def test_altered_evidence_and_wrapped_signatures_are_refused(
     hidden.set("Id", "genuine")
     reference.set("URI", "#genuine")
     (tmp_path / "wrapped-in-signature.xml").write_bytes(etree.tostring(forged))
-    code, output = verify(runner, tmp_path / "wrapped-in-signature.xml")
+    code, output = verify(runner, tmp_path / "wrapped-in-signature.xml", *platform_trust(tmp_path))
     assert code == 1
     assert "FAIL evidence: exactly one signature, on the document itself" in output
 
@@ -159,11 +138,13 @@ def test_a_proof_sealed_under_another_root_is_not_trusted(
     pdf, xmls = proof_files(opened_registered_document(), tmp_path)
     foreign = demo_seal(tmp_path / "foreign")
     (tmp_path / "foreign-root.pem").write_bytes(foreign.root_pem)
+    (tmp_path / "seal.pem").write_bytes(platform_seal().cert_pem)
+    trust = ["--root", tmp_path / "foreign-root.pem", "--seal-cert", tmp_path / "seal.pem"]
 
-    code, output = verify(runner, pdf, xmls[0], "--root", tmp_path / "foreign-root.pem")
+    code, output = verify(runner, pdf, xmls[0], *trust)
 
     assert code == 1
-    assert "FAIL the PDF signer's certificate chains to the trusted root" in output
+    assert "FAIL the PDF signer's certificate does not chain to the trusted root" in output
     assert "the seal certificate does not chain to the trusted root" in output
 
 
@@ -176,14 +157,18 @@ def test_timestamps_are_verified_against_the_authority_given(
     finally:
         app.config["EBOX"].tsa_url = ""
 
-    code, output = verify(runner, pdf, *xmls, "--tsa-root", tsa.ca_pem_path)
+    code, output = verify(
+        runner, pdf, *xmls, "--tsa-root", tsa.ca_pem_path, *platform_trust(tmp_path)
+    )
     assert code == 0, output
     assert output.count("timestamped at") >= 7  # the PDF and 3 × 2 evidence lines
     assert "by a trusted authority" in output
 
     other = demo_seal(tmp_path / "other")  # any root but the authority's
     (tmp_path / "other.pem").write_bytes(other.root_pem)
-    code, output = verify(runner, xmls[0], "--tsa-root", tmp_path / "other.pem")
+    code, output = verify(
+        runner, xmls[0], "--tsa-root", tmp_path / "other.pem", *platform_trust(tmp_path)
+    )
     assert code == 1
     assert "FAIL evidence: the signature was timestamped at" in output
 
@@ -198,7 +183,7 @@ def test_a_malformed_certificate_is_a_failed_check_not_a_crash(
     certificate.text = "abc"
     (tmp_path / "broken.xml").write_bytes(etree.tostring(root))
 
-    code, output = verify(runner, tmp_path / "broken.xml", xmls[1])
+    code, output = verify(runner, tmp_path / "broken.xml", xmls[1], *platform_trust(tmp_path))
 
     assert code == 1
     assert "FAIL evidence: sealed with eBox's sealing certificate" in output
@@ -209,10 +194,9 @@ def test_a_malformed_certificate_is_a_failed_check_not_a_crash(
 def test_hostile_or_broken_files_are_refused_with_a_reason(
     app: Flask, runner: FlaskCliRunner, tmp_path: Path, content: bytes
 ) -> None:
-    platform_seal()  # the demo root exists
     (tmp_path / "bad.xml").write_bytes(content)
 
-    code, output = verify(runner, tmp_path / "bad.xml")
+    code, output = verify(runner, tmp_path / "bad.xml", *platform_trust(tmp_path))
 
     assert code == 1
     assert "FAIL" in output
@@ -235,7 +219,8 @@ def test_a_comment_cannot_change_what_a_sealed_evidence_says(
     # The signature's canonical form leaves comments out: this still verifies with xmlsec1,
     # and a reader stopping at the comment would see a handover instead of a non-retrieval.
     document = create_document(create_citizen(), is_registered=True)
-    purge_expired(document.expires_at + timedelta(seconds=1))
+    expire(document)
+    purge_expired()
     failure = chain_of(document.id)[-1]
     assert failure.event == "ContentHandoverFailure"
     forged = failure.xml.replace(
@@ -244,7 +229,7 @@ def test_a_comment_cannot_change_what_a_sealed_evidence_says(
     assert forged != failure.xml
     (tmp_path / "forged.xml").write_bytes(forged)
 
-    code, output = verify(runner, tmp_path / "forged.xml")
+    code, output = verify(runner, tmp_path / "forged.xml", *platform_trust(tmp_path))
 
     assert code == 1
     assert "FAIL evidence: no comments or processing instructions" in output
@@ -259,7 +244,7 @@ def test_a_repeated_fact_is_refused(app: Flask, runner: FlaskCliRunner, tmp_path
     event_type.addprevious(copy.deepcopy(event_type))
     (tmp_path / "twice.xml").write_bytes(etree.tostring(root))
 
-    code, output = verify(runner, tmp_path / "twice.xml")
+    code, output = verify(runner, tmp_path / "twice.xml", *platform_trust(tmp_path))
 
     assert code == 1
     assert "FAIL evidence: follows the Evidence schema" in output
@@ -295,12 +280,13 @@ def test_with_a_timestamp_root_every_evidence_must_carry_a_timestamp(
 ) -> None:
     _, xmls = proof_files(opened_registered_document(), tmp_path)  # sealed without a TSA
 
-    code, output = verify(runner, xmls[0], "--tsa-root", tsa.ca_pem_path)
+    code, output = verify(runner, xmls[0], "--tsa-root", tsa.ca_pem_path, *platform_trust(tmp_path))
 
     assert code == 1
     assert "no timestamp, though a timestamp root was given" in output
 
 
+@pytest.mark.slow
 def test_a_seal_certificate_expired_since_is_judged_at_the_trusted_timestamp(
     app: Flask, runner: FlaskCliRunner, tsa: TimestampAuthority, tmp_path: Path
 ) -> None:

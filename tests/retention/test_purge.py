@@ -13,10 +13,12 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import update
 
 from ebox.db_types import utcnow
+from ebox.evidence.services import chain_of
+from ebox.evidence.xml import CLOCK_SKEW
 from ebox.extensions import db
 from ebox.mailbox.models import Document
-from ebox.mailbox.services import PublicationRefused
-from ebox.retention.services import purge_expired, remove_orphan_objects
+from ebox.mailbox.publication import PublicationRefused
+from ebox.retention.services import PurgeInTheFuture, purge_expired, remove_orphan_objects
 from ebox.storage.services import list_storage_keys, store_content
 from tests.factories import create_citizen, create_document, login
 from tests.retention.retention_helpers import assert_minimal_record, expired_document
@@ -56,19 +58,66 @@ def test_a_document_is_never_shown_after_its_expiry_even_before_the_purge(
     assert "Past its date" not in client.get("/").get_data(as_text=True)
 
 
-def test_the_purge_replays_a_moment_given_on_the_command_line(
+def test_the_purge_replays_a_past_moment_given_on_the_command_line(
     runner: FlaskCliRunner,
 ) -> None:
-    citizen = create_citizen()
-    document = create_document(citizen, expires_at=utcnow() + timedelta(days=2))
+    document = expired_document(create_citizen())
+    document.expires_at = utcnow() - timedelta(days=1)
+    db.session.commit()
+    before_expiry = (utcnow() - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S")
+    after_expiry = utcnow() - timedelta(hours=12)
 
-    early = runner.invoke(args=["ebox", "purge"])
+    early = runner.invoke(args=["ebox", "purge", "--now", before_expiry])
     assert "0 expired documents deleted" in early.output
-    later = (utcnow() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
-    result = runner.invoke(args=["ebox", "purge", "--now", later])
+    result = runner.invoke(
+        args=["ebox", "purge", "--now", after_expiry.strftime("%Y-%m-%dT%H:%M:%S")]
+    )
     assert result.exit_code == 0, result.output
     assert "1 expired documents deleted, 1 stored objects removed" in result.output
     assert_minimal_record(document)
+    assert document.deleted_at == after_expiry.replace(microsecond=0)
+
+
+def test_a_purge_at_a_future_moment_is_refused_and_does_nothing(
+    runner: FlaskCliRunner,
+) -> None:
+    citizen = create_citizen()
+    registered = create_document(
+        citizen, is_registered=True, expires_at=utcnow() + timedelta(days=2)
+    )
+    plain = create_document(citizen, expires_at=utcnow() + timedelta(days=2))
+    already_expired = expired_document(citizen)
+    in_three_days = (utcnow() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+
+    result = runner.invoke(args=["ebox", "purge", "--now", in_three_days])
+
+    assert result.exit_code == 1
+    assert f"--now {in_three_days}:00Z is in the future" in result.output
+    assert "nothing was done" in result.output
+    db.session.expire_all()
+    for document in (registered, plain, already_expired):
+        assert document.deleted_at is None and document.title is not None
+        assert document.storage_key in set(list_storage_keys())
+    assert [item.event for item in chain_of(registered.id)] == [
+        "SubmissionAcceptance",
+        "ContentConsignment",
+    ]
+    with pytest.raises(PurgeInTheFuture):
+        purge_expired(utcnow() + timedelta(minutes=1))
+
+
+def test_a_moment_within_the_clock_skew_is_taken_as_now(app: Flask) -> None:
+    # A moment typed to the second may lie a little ahead: accepted, but nothing that expires
+    # after the real now is deleted.
+    moment = utcnow() + CLOCK_SKEW * 0.9
+    document = create_document(create_citizen())
+    document.expires_at = moment
+    db.session.commit()
+
+    assert purge_expired(moment).documents == 0
+
+    db.session.refresh(document)
+    assert document.deleted_at is None
 
 
 def test_a_crash_between_database_and_store_is_finished_by_the_next_run(app: Flask) -> None:
