@@ -1,22 +1,43 @@
-"""The `flask --app app ebox ...` commands for operators. Each domain adds its own."""
+"""The `flask --app app ebox ...` commands for operators: thin wrappers around the domains'
+services, one transaction per command."""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO
 
 import click
 from flask.cli import AppGroup
 
+from ebox.admin import services as staff
+from ebox.alerts import services as alerts
+from ebox.audit.services import OPERATOR
+from ebox.config import settings_table
+from ebox.db_types import utcnow
+from ebox.national_number import mask
+from ebox.profile.services import normalise_email
+from ebox.retention import services as retention
+from ebox.senders import services as senders
+from ebox.senders.certificates import parse_certificate
+from ebox.senders.enterprise_number import normalise
+from ebox.transactions import commit
+
 ebox_group = AppGroup("ebox", help="eBox operator commands.")
+
+
+@ebox_group.command("settings")
+def settings_command() -> None:
+    """Print the table of every EBOX_* setting (the README's), from their declarations."""
+    click.echo(settings_table(), nl=False)
 
 
 @ebox_group.command("demo-data")
 def demo_data_command() -> None:
     """Create demo senders, message types, citizens and documents (safe to run again)."""
+    # Imported here: production never loads the demo package.
     from ebox.demo.data import create_demo_data
-    from ebox.transactions import commit
 
     summary = create_demo_data()
     commit()
@@ -32,13 +53,10 @@ ebox_group.add_command(staff_group)
 @click.option("--role", type=click.Choice(["support", "admin"]), required=True)
 def staff_add_command(national_number: str, role: str) -> None:
     """Make NATIONAL_NUMBER staff with ROLE, or change their role."""
-    from ebox.admin import services
-    from ebox.audit.services import OPERATOR
-    from ebox.transactions import commit
 
     try:
-        change = services.add_staff(raw_number=national_number, role=role, actor=OPERATOR)
-    except services.StaffError as exc:
+        change = staff.add_staff(raw_number=national_number, role=role, actor=OPERATOR)
+    except staff.StaffError as exc:
         raise click.ClickException(str(exc)) from exc
     commit()
     click.echo(change.message)
@@ -48,13 +66,10 @@ def staff_add_command(national_number: str, role: str) -> None:
 @click.argument("national_number")
 def staff_remove_command(national_number: str) -> None:
     """Take away NATIONAL_NUMBER's access to the staff pages."""
-    from ebox.admin import services
-    from ebox.audit.services import OPERATOR
-    from ebox.transactions import commit
 
     try:
-        message = services.remove_staff(raw_number=national_number, actor=OPERATOR)
-    except services.StaffError as exc:
+        message = staff.remove_staff(raw_number=national_number, actor=OPERATOR)
+    except staff.StaffError as exc:
         raise click.ClickException(str(exc)) from exc
     commit()
     click.echo(message)
@@ -63,10 +78,8 @@ def staff_remove_command(national_number: str) -> None:
 @staff_group.command("list")
 def staff_list_command() -> None:
     """List staff, national numbers masked."""
-    from ebox.admin import services
-    from ebox.national_number import mask
 
-    members = services.list_staff()
+    members = staff.list_staff()
     if not members:
         click.echo("No staff yet. Add someone with: flask --app app ebox staff add NUMBER --role")
     for member in members:
@@ -114,29 +127,22 @@ def senders_create_command(
     contact_address: str,
 ) -> None:
     """Create an approved, active sender and print its id (and nothing else)."""
-    from ebox.audit.services import OPERATOR
-    from ebox.db_types import utcnow
-    from ebox.profile.services import normalise_email
-    from ebox.senders import services
-    from ebox.senders.certificates import parse_certificate
-    from ebox.senders.enterprise_number import normalise
-    from ebox.transactions import commit
 
     try:
         email = normalise_email(contact_email) if contact_email else ""
     except ValueError as exc:
         raise click.ClickException(f"--contact-email is not an e-mail address: {exc}") from exc
     try:
-        sender = services.create_sender(
+        sender = senders.create_sender(
             name=_sender_name(name),
             enterprise_number=normalise(enterprise_number),
             certificate=parse_certificate(certificate_file.read(64_000), now=utcnow()),
-            message_types=[services.parse_message_type_option(text) for text in message_types],
+            message_types=[senders.parse_message_type_option(text) for text in message_types],
             may_send_registered=registered,
-            contact=services.ContactDetails(
+            contact=senders.ContactDetails(
                 email=email,
                 phone=contact_phone.strip(),
-                url=services.check_public_url(contact_url) if contact_url else "",
+                url=senders.check_public_url(contact_url) if contact_url else "",
                 address=contact_address.strip(),
             ),
             actor=OPERATOR,
@@ -168,11 +174,10 @@ ebox_group.add_command(alerts_group)
 )
 def alerts_run_command(day: datetime | None) -> None:
     """Plan and send a day's alerts in this process, with progress and a summary."""
-    from ebox.alerts import services
 
-    alert_day = day.date() if day else services.platform_today()
-    outcome = services.run_inline(alert_day, progress=click.echo)
-    counts = services.delivery_counts(alert_day)
+    alert_day = day.date() if day else alerts.platform_today()
+    outcome = alerts.run_inline(alert_day, progress=click.echo)
+    counts = alerts.delivery_counts(alert_day)
     click.echo(
         f"alerts {alert_day}: {outcome.sent} sent now, {outcome.skipped} skipped (read meanwhile), "
         f"{len(outcome.failed)} refused by the mail server, {len(outcome.unknown)} uncertain; "
@@ -195,22 +200,21 @@ def alerts_run_command(day: datetime | None) -> None:
 @click.option("--orphans", is_flag=True, help="Also remove stored objects that no document names.")
 def purge_command(moment: datetime | None, orphans: bool) -> None:
     """Delete every expired document: its stored content, and all but a minimal record."""
-    from ebox.retention import services
 
     at = moment.replace(tzinfo=UTC) if moment else None
     try:
-        summary = services.purge_expired(
+        summary = retention.purge_expired(
             at,
             progress=lambda done: click.echo(f"{done.documents} documents deleted so far"),
         )
-    except services.PurgeInTheFuture as refused:
+    except retention.PurgeInTheFuture as refused:
         raise click.ClickException(f"--now {refused}") from refused
     click.echo(
         f"purge: {summary.documents} expired documents deleted, "
         f"{summary.objects_removed} stored objects removed"
     )
     if orphans:
-        click.echo(f"orphans: {services.remove_orphan_objects()} stored objects removed")
+        click.echo(f"orphans: {retention.remove_orphan_objects()} stored objects removed")
 
 
 evidence_group = AppGroup("evidence", help="Registered mail's sealed evidence and proofs.")
@@ -249,8 +253,8 @@ def evidence_verify_command(
 
     Nothing is trusted by default, not even this installation's own seal: the files prove
     something only under the root and sealing certificate you name."""
-    from pathlib import Path
 
+    # Imported here: pyHanko's validation stack is loaded for this command only.
     from ebox.evidence.verify import MAX_FILE_BYTES, load_trust, verify_files
 
     try:

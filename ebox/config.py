@@ -30,9 +30,6 @@ LANGUAGES = ("nl", "fr", "de", "en")
 # Form posts are small; documents arrive through the SOAP service (its own limit).
 MAX_FORM_BYTES = 2 * 1024 * 1024
 
-__all__ = ["LANGUAGES", "MAX_FORM_BYTES", "ConfigError", "Settings", "current_settings"]
-
-
 def _parse_bool(raw: str) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 

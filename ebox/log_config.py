@@ -46,6 +46,9 @@ def configure_logging(level: str = "INFO") -> None:
     kept = [other for other in root.handlers if not isinstance(other, _ServiceHandler)]
     root.handlers[:] = [*kept, handler]
     root.setLevel(level)
+    # xmlschema (under pysaml2, the demo identity provider) tells at INFO that it loaded its own
+    # meta-schema, at every start: noise for whoever reads the service's output.
+    logging.getLogger("xmlschema").setLevel(logging.WARNING)
     # pysaml2 (the demo identity provider) names a cipher mode that cryptography has moved; it is
     # not used, and the warning would only alarm whoever reads the service's output.
     warnings.filterwarnings("ignore", message="CFB has been moved")

@@ -43,7 +43,7 @@ def plan_alerts(day: str, first_id: int, end_id: int) -> int:
     run = services.start_run(alert_day, utcnow())
     planned = services.plan_range(run, first_id, end_id, current_settings())
     batches = list(services.deliveries_to_send(alert_day, first_id, end_id))
-    db.session.rollback()
+    db.session.rollback()  # read only: end it before enqueueing
     jobs = queue()
     for batch in batches:
         jobs.enqueue(send_alerts, day, batch, retry=SEND_RETRY)

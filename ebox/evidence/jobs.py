@@ -6,49 +6,22 @@ import logging
 import uuid
 from datetime import timedelta
 
-from flask import current_app
-from redis.exceptions import RedisError
-from rq import Retry
 from sqlalchemy.exc import IntegrityError
 
-from ebox.config import Settings
+from ebox import transactions
+from ebox.config import current_settings
 from ebox.db_types import utcnow
 from ebox.evidence import services
 from ebox.evidence.models import DeliveryProof
 from ebox.extensions import db
-from ebox.jobs import queue
 from ebox.mailbox.models import Document
 
 log = logging.getLogger(__name__)
 
-# A failed proof (the timestamp authority down, say) is tried again after these delays; the
-# sweep below catches anything still missing after that.
-PROOF_RETRY_INTERVALS = [10, 60, 300]
 # The sweep looks at evidence recorded this recently: longer than a worker is ever down.
 SWEEP_WINDOW = timedelta(days=3)
 SWEEP_BATCH = 200
 _ATTEMPTS = 3
-
-
-def request_proof(document_id: uuid.UUID) -> None:
-    """Queue the making of the document's proof (idempotent: an up-to-date proof is kept).
-
-    Fails fast when Redis is down: the periodic sweep makes the proof later, so one warning
-    line is enough.
-    """
-    try:
-        queue(fail_fast=True).enqueue(
-            make_proof,
-            str(document_id),
-            retry=Retry(max=len(PROOF_RETRY_INTERVALS), interval=PROOF_RETRY_INTERVALS),
-            description=f"proof of delivery of {document_id}",
-        )
-    except (RedisError, OSError) as error:
-        log.warning(
-            "proof of %s not queued (Redis: %s); the periodic sweep will make it",
-            document_id,
-            error,
-        )
 
 
 def make_proof(document_id: str) -> int | None:
@@ -62,7 +35,7 @@ def make_proof(document_id: str) -> int | None:
         try:
             return _make_proof_once(uuid.UUID(document_id))
         except IntegrityError:
-            db.session.rollback()
+            transactions.rollback()
             log.info("proof of %s made concurrently; checking again", document_id)
     raise RuntimeError(f"could not make the proof of {document_id} after {_ATTEMPTS} attempts")
 
@@ -76,7 +49,7 @@ def _make_proof_once(document_id: uuid.UUID) -> int | None:
     chain = services.chain_of(document_id)
     latest = services.latest_proof(document_id)
     if latest is not None and latest.evidence_count >= len(chain):
-        db.session.rollback()
+        transactions.rollback()
         return None
     version = latest.version + 1 if latest is not None else 1
     pdf = render_proof(
@@ -84,13 +57,13 @@ def _make_proof_once(document_id: uuid.UUID) -> int | None:
         language=document.language,
         version=version,
         seal=services.platform_seal(),
-        tsa_url=_settings().tsa_url or None,
+        tsa_url=current_settings().tsa_url or None,
         tsa_root_pem=services.tsa_root(),
     )
     db.session.add(
         DeliveryProof(document_id=document_id, version=version, evidence_count=len(chain), pdf=pdf)
     )
-    db.session.commit()
+    transactions.commit()
     log.info("proof of delivery %s v%d (%d events) made", document_id, version, len(chain))
     return version
 
@@ -104,16 +77,11 @@ def make_missing_proofs() -> int:
             if make_proof(str(document_id)) is not None:
                 made += 1
         except Exception:  # one document's failure must not stop the others
-            db.session.rollback()
+            transactions.rollback()
             log.exception("proof sweep: the proof of %s failed", document_id)
     if made:
         log.info("proof sweep: %d missing proofs made", made)
     return made
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.config["EBOX"]
-    return settings
 
 
 def forget_expired_evidence() -> int:

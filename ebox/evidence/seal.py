@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ebox.config import ConfigError
+from ebox.errors import ConfigError
 
 DEMO_FOLDER = "seal"
 DEMO_FILES = ("demo-root-ca.pem", "seal-key.pem", "seal-cert.pem")

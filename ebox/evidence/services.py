@@ -14,16 +14,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import current_app, g
+from redis.exceptions import RedisError
+from rq import Retry
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ebox import transactions
-from ebox.config import ConfigError, Settings
+from ebox.config import current_settings
 from ebox.db_types import utcnow
+from ebox.errors import ConfigError
 from ebox.evidence import xml
 from ebox.evidence.models import DeliveryProof, Evidence
 from ebox.evidence.seal import Seal, load_seal
 from ebox.extensions import db
+from ebox.jobs import queue
 from ebox.mailbox.models import Document
 
 log = logging.getLogger(__name__)
@@ -34,13 +38,16 @@ _SEAL = "ebox.evidence.seal"
 _TSA_ROOT = "ebox.evidence.tsa_root"
 # The events that end a chain: a document is opened, or expires unopened, never both.
 _FINAL_EVENTS = (xml.CONTENT_HANDOVER, xml.CONTENT_HANDOVER_FAILURE)
+# A failed proof (the timestamp authority down, say) is tried again after these delays; the
+# periodic sweep (ebox.evidence.jobs) catches anything still missing after that.
+PROOF_RETRY_INTERVALS = [10, 60, 300]
 
 
 def platform_seal() -> Seal:
     """The application's seal, loaded (or, embedded default, made) once per application."""
     seal: Seal | None = current_app.extensions.get(_SEAL)
     if seal is None:
-        settings = _settings()
+        settings = current_settings()
         seal = load_seal(
             key_path=settings.seal_key,
             cert_path=settings.seal_cert,
@@ -53,7 +60,7 @@ def platform_seal() -> Seal:
 
 def tsa_root() -> bytes | None:
     """The configured timestamp authority's root CA, read once per application."""
-    settings = _settings()
+    settings = current_settings()
     if not settings.tsa_ca_cert:
         return None
     cached: tuple[str, bytes] | None = current_app.extensions.get(_TSA_ROOT)
@@ -94,7 +101,7 @@ def record_evidence(
         .order_by(Evidence.position.desc())
     ).first()
     moment = at or utcnow()
-    settings = _settings()
+    settings = current_settings()
     evidence_id = uuid.uuid4()
     sealed = xml.build_and_seal(
         xml.EvidenceFacts(
@@ -155,15 +162,6 @@ def chain_of(document_id: uuid.UUID) -> list[Evidence]:
         db.session.scalars(
             select(Evidence).where(Evidence.document_id == document_id).order_by(Evidence.position)
         )
-    )
-
-
-def evidence_count(document_id: uuid.UUID) -> int:
-    return int(
-        db.session.scalar(
-            select(func.count(Evidence.id)).where(Evidence.document_id == document_id)
-        )
-        or 0
     )
 
 
@@ -246,7 +244,7 @@ def forget_expired_evidence(now: datetime | None = None, *, batch_size: int = 50
             break
         db.session.execute(delete(DeliveryProof).where(DeliveryProof.document_id.in_(documents)))
         db.session.execute(delete(Evidence).where(Evidence.document_id.in_(documents)))
-        db.session.commit()
+        transactions.commit()  # batch by batch: a crash keeps what was done (decision 0008)
         forgotten += len(documents)
     if forgotten:
         log.info("evidence and proofs of %d registered messages past retention deleted", forgotten)
@@ -262,12 +260,31 @@ def _request_proof_after_commit(document_id: uuid.UUID) -> None:
 
     def request() -> None:
         pending.discard(document_id)
-        from ebox.evidence.jobs import request_proof
-
         request_proof(document_id)
 
     transactions.after_commit(request)
     transactions.after_rollback(lambda: pending.discard(document_id))
+
+
+def request_proof(document_id: uuid.UUID) -> None:
+    """Queue the making of the document's proof (idempotent: an up-to-date proof is kept).
+
+    Fails fast when Redis is down: the periodic sweep makes the proof later, so one warning
+    line is enough. The job is named, not imported: it builds on this module.
+    """
+    try:
+        queue(fail_fast=True).enqueue(
+            "ebox.evidence.jobs.make_proof",
+            str(document_id),
+            retry=Retry(max=len(PROOF_RETRY_INTERVALS), interval=PROOF_RETRY_INTERVALS),
+            description=f"proof of delivery of {document_id}",
+        )
+    except (RedisError, OSError) as error:
+        log.warning(
+            "proof of %s not queued (Redis: %s); the periodic sweep will make it",
+            document_id,
+            error,
+        )
 
 
 def _existing(document: Document, *events: str) -> Evidence | None:
@@ -280,8 +297,3 @@ def _lock(document: Document) -> None:
     """One chain writer per document (PostgreSQL; SQLite has a single writer anyway)."""
     if db.engine.dialect.name == "postgresql":
         db.session.execute(select(Document.id).where(Document.id == document.id).with_for_update())
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.config["EBOX"]
-    return settings

@@ -192,7 +192,7 @@ def _remove_marked_objects(batch_size: int) -> int:
             .where(Document.id.in_([document_id for document_id, _ in marked]))
             .values(storage_key=None)
         )
-        db.session.commit()
+        transactions.commit()
         removed += len(marked)
 
 
