@@ -19,7 +19,8 @@ Usage:
     print(result.EboxMessageId)
 
 Registered mail: the same with a client made from /soap/RegisteredMail/v1?wsdl, calling
-send_registered_pdf() and later save_proof_of_delivery().
+send_registered_pdf() and later save_proof_of_delivery(). From the command line:
+publish_example.py --registered, then proof_example.py.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from zeep.wsse.signature import (
 from zeep.wsse.utils import WSU, get_security_header
 
 EBOX_NS = "urn:ebox:ns:EboxMessage:v1"
-# The service accepts a Timestamp that lives at most 5 minutes.
+# Well within the longest lifetime eBox accepts (10 minutes unless its operator set less); a
+# request is accepted only within 5 minutes of its Created time anyway.
 TIMESTAMP_LIFETIME = timedelta(minutes=5)
 
 

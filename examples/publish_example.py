@@ -6,6 +6,10 @@
 --url is the eBox base address (the WSDL is read from URL/soap/EboxMessage/v1?wsdl). The
 certificate must be the one registered for your institution. Prints the id eBox gives the
 message; a refusal prints its Fault code and message and exits with status 1.
+
+--registered sends it as registered mail instead (RegisteredMail v1, for senders approved for
+it) and also prints the sealed evidence of acceptance; examples/proof_example.py later fetches
+the proof of delivery.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import zeep
 
 # Run as a script: ebox_client.py sits next to this file.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ebox_client import fault_code, make_client, publish_pdf
+from ebox_client import fault_code, make_client, publish_pdf, send_registered_pdf
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,16 +40,21 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ticket", help="your reference, 1-25 characters (default: random)")
     parser.add_argument("--sequence", type=int, help="optional sequence, 0-99999")
     parser.add_argument("--expiration-date", type=date.fromisoformat, help="YYYY-MM-DD")
+    parser.add_argument(
+        "--registered", action="store_true", help="send as registered mail (RegisteredMail v1)"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
-    wsdl = f"{args.url.rstrip('/')}/soap/EboxMessage/v1?wsdl"
+    service = "RegisteredMail" if args.registered else "EboxMessage"
+    wsdl = f"{args.url.rstrip('/')}/soap/{service}/v1?wsdl"
     client = make_client(wsdl, args.key.read_bytes(), args.cert.read_bytes())
     ticket = args.ticket or uuid.uuid4().hex[:25]
+    call = send_registered_pdf if args.registered else publish_pdf
     try:
-        result = publish_pdf(
+        result = call(
             client,
             recipient=args.recipient,
             message_type=args.message_type,
@@ -63,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Published: EboxMessageId={result.EboxMessageId} ticket={ticket}")
     print(f"Expires after: {result.ExpirationDate}")
     print(f"Citizen has activated the eBox: {'yes' if result.CitizenActivated else 'no'}")
+    if args.registered:
+        evidence = result.SubmissionAcceptance
+        print(f"Evidence: {evidence.Type} {evidence.EvidenceId} at {evidence.Time}")
     return 0
 
 

@@ -1,20 +1,21 @@
 """The SOAP endpoints and their WSDL, one pair per service (ebox.soap.service).
 
 POST /soap/<Service>/v1 runs one request through the same steps, each of which may end it
-with a Fault: read at most soap_max_request_bytes, parse (ebox.soap.xml), authenticate the
-signature (ebox.soap.wssecurity; healthCheck alone may come unsigned), find the operation by
-the request element's name, validate that element against the service's XSD, run the
-operation, commit.
+with a Fault: read the whole body (at most soap_max_request_bytes, counted as read, and never a
+body cut short), parse (ebox.soap.xml), authenticate the signature (ebox.soap.wssecurity;
+healthCheck alone may come unsigned), find the operation by the request element's name,
+validate that element against the service's XSD, run the operation, commit.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import Blueprint, Response, abort, request
 from lxml import etree
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from ebox import transactions
 from ebox.audit.services import Actor, record_event
@@ -40,6 +41,7 @@ _WSSE_SECURITY = (
     "{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd}Security"
 )
 _SCHEMA_MESSAGE_LENGTH = 300
+_READ_SIZE = 64 * 1024
 
 
 @dataclass
@@ -119,20 +121,41 @@ def _handle(service: Service, call: _Call) -> etree._Element:
 
 
 def _read_body(limit: int) -> bytes:
-    """The request body, refused unread when it announces more than limit, never read past it."""
+    """The whole request body, or a Fault: never more than limit bytes, never a truncated body.
+
+    A request that announces more than limit is refused unread; a chunked one arrives here read
+    whole already, its length announced (ebox.request_bodies). The bytes are still counted as
+    they are read, whatever the server: werkzeug's stream, limited to a maximum, quietly stops
+    there, so one byte more than limit is let through, to be seen and refused. A body shorter
+    than announced is refused too: some servers (gunicorn) end it without an error when the
+    client goes away.
+    """
     too_large = SoapFault(
         faults.REQUEST_TOO_LARGE, f"The request is larger than the {limit} bytes accepted."
     )
-    if request.content_length is not None and request.content_length > limit:
+    announced = request.content_length
+    if announced is not None and announced > limit:
         raise too_large
-    request.max_content_length = limit
+    request.max_content_length = limit + 1
+    chunks: list[bytes] = []
+    received = 0
     try:
-        data = request.stream.read(limit + 1)
+        while chunk := request.stream.read(_READ_SIZE):
+            received += len(chunk)
+            if received > limit:
+                raise too_large
+            chunks.append(chunk)
     except RequestEntityTooLarge:
         raise too_large from None
-    if len(data) > limit:
-        raise too_large
-    return data
+    except ClientDisconnected:
+        raise _incomplete() from None
+    if announced is not None and received != announced:
+        raise _incomplete()
+    return b"".join(chunks)
+
+
+def _incomplete() -> SoapFault:
+    return SoapFault(faults.XML_MALFORMED, "The request ended before its body was complete.")
 
 
 def _authenticate(
@@ -146,7 +169,12 @@ def _authenticate(
         if operation is not None and operation.allows_anonymous:
             return body, None
     guard = ReplayGuard(redis_for_app())
-    authenticated = authenticate(envelope, now=utcnow(), replay_guard=guard)
+    authenticated = authenticate(
+        envelope,
+        now=utcnow(),
+        replay_guard=guard,
+        max_timestamp_lifetime=timedelta(minutes=current_settings().wss_max_timestamp_minutes),
+    )
     caller = Caller(authenticated.sender, authenticated.certificate.fingerprint_sha256)
     return authenticated.body, caller
 

@@ -1,10 +1,16 @@
 """WS-Security: who sent a SOAP request, proven by its signature, and nothing else.
 
-The accepted profile is what zeep's BinarySignature produces plus a signed Timestamp: one
-wsse:Security header holding one X.509 wsse:BinarySecurityToken, one wsu:Timestamp and one
-ds:Signature. The signature uses exclusive C14N, RSA or ECDSA with SHA-256 or stronger, and
-references (URI="#id", exclusive C14N only, SHA-256 or SHA-512 digests) that must cover the
-envelope's soap:Body and the Timestamp, and may cover the token; its KeyInfo points at the token.
+The accepted profile is what stock clients send once told to use SHA-256 and to sign the
+Timestamp (zeep, WSS4J/CXF; node-soap as it is): one wsse:Security header holding one X.509
+wsse:BinarySecurityToken, one wsu:Timestamp and one ds:Signature. The signature uses exclusive
+C14N, RSA or ECDSA with SHA-256 or stronger, and references (URI="#id", SHA-256 or SHA-512
+digests) that must cover the envelope's soap:Body and the Timestamp, and may cover the token; its
+KeyInfo points at the token. A reference's transforms are exclusive C14N alone, or
+enveloped-signature then exclusive C14N (node-soap's default). The enveloped-signature transform
+removes the ds:Signature from the referenced content when it lies inside it; none of the elements
+a reference may name (below) can contain the Signature, so it changes nothing. It is still safe if
+that ever changed: our digests (step 4) never apply it, so the digest of an element holding the
+Signature would not match and the request would be refused.
 
 Signature wrapping is defeated by never letting anything but our own code decide which element a
 reference means:
@@ -25,11 +31,17 @@ Checks run cheapest first: the shape of the header, the algorithms, the Timestam
 table and references, the certificate (one indexed query), our digests, then the public-key
 operation, and last the replay check, so that only verified requests mark anything as seen.
 
+The Timestamp: Created within CLOCK_SKEW of our clock, either side; Expires later than now; its
+lifetime (Expires - Created) at most the configured bound (EBOX_WSS_MAX_TIMESTAMP_MINUTES). So a
+given request can be accepted only while now lies in
+[Created - CLOCK_SKEW, min(Expires, Created + CLOCK_SKEW)], however long the lifetime it claims.
+
 Replays are recognised by the signed content, not by the SignatureValue: the same bytes of
 SignatureValue can be re-encoded (base64 line breaks), and an ECDSA signature (r, s) has a twin
 (r, n - s) that verifies as well. The replay key is a hash of the Body and Timestamp digests
 computed here, which an attacker cannot change without breaking the signature; the Timestamp
-makes it unique per request. It is kept until the Timestamp expires plus the allowed clock skew.
+makes it unique per request. The key is kept until the end of the window above plus one second
+(Redis counts whole seconds): as long as the request could be accepted, and not longer.
 """
 
 from __future__ import annotations
@@ -85,7 +97,6 @@ BASE64_ENCODING = (
 )
 
 CLOCK_SKEW = timedelta(minutes=5)
-MAX_TIMESTAMP_LIFETIME = timedelta(minutes=5)
 
 _SIGNATURE_METHODS = {
     t.href: t
@@ -104,13 +115,15 @@ _DIGEST_METHODS: dict[str, tuple[_Transform, str]] = {
     constants.TransformSha512.href: (constants.TransformSha512, "sha512"),
 }
 _EXC_C14N = constants.TransformExclC14N.href
+_ENVELOPED = constants.TransformEnveloped.href
+_REFERENCE_TRANSFORMS = ([_EXC_C14N], [_ENVELOPED, _EXC_C14N])
 _ID_NAMES = frozenset({"Id", "ID", "id"})
 _LOCAL_ID_URI = re.compile(r"#([A-Za-z_][A-Za-z0-9_.\-]*)")
 _DATETIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
 
 _NOT_SIGNED_AS_REQUIRED = (
     "The signature must cover exactly the SOAP Body and the Timestamp (and optionally the "
-    "security token), each referenced once by its wsu:Id."
+    "security token), each referenced once by its Id (wsu:Id, or an Id, ID or id attribute)."
 )
 
 
@@ -165,15 +178,21 @@ class _Reference:
 
 
 def authenticate(
-    envelope: etree._Element, *, now: datetime, replay_guard: ReplayGuard
+    envelope: etree._Element,
+    *,
+    now: datetime,
+    replay_guard: ReplayGuard,
+    max_timestamp_lifetime: timedelta,
 ) -> Authenticated:
     """Prove who signed envelope, or raise SoapFault. See the module docstring for the rules.
 
-    now is an aware datetime; the caller's database session is used to find the certificate.
+    now is an aware datetime; max_timestamp_lifetime the longest Expires - Created accepted
+    (the setting wss_max_timestamp_minutes); the caller's database session is used to find the
+    certificate.
     """
     parts = _find_parts(envelope)
     signature_method = _check_algorithms(parts.signed_info)
-    expires = _check_timestamp(parts.timestamp, now)
+    window_closes_at = _check_timestamp(parts.timestamp, now, max_timestamp_lifetime)
     ids = _collect_ids(envelope)
     references = _resolve_references(parts, ids)
     _check_key_info(parts, ids)
@@ -183,8 +202,7 @@ def authenticate(
     _verify_signature(parts.signature, der, signature_method, references)
     covered = {id(r.element): digest for r, digest in zip(references, digests, strict=True)}
     replay_key = hashlib.sha256(covered[id(parts.timestamp)] + covered[id(parts.body)])
-    ttl = math.ceil((expires + CLOCK_SKEW - now).total_seconds())
-    if not replay_guard.first_time(replay_key.hexdigest(), ttl):
+    if not replay_guard.first_time(replay_key.hexdigest(), _replay_ttl(window_closes_at, now)):
         raise SoapFault(REPLAY, "This signed request has already been received.")
     return Authenticated(sender=record.sender, certificate=record, body=parts.body)
 
@@ -264,20 +282,35 @@ def _check_algorithms(signed_info: etree._Element) -> _Transform:
     return method
 
 
-def _check_timestamp(timestamp: etree._Element, now: datetime) -> datetime:
+def _replay_ttl(window_closes_at: datetime, now: datetime) -> int:
+    """Seconds a request accepted at now must stay remembered: past the end of its window."""
+    return math.ceil((window_closes_at - now).total_seconds()) + 1
+
+
+def _check_timestamp(timestamp: etree._Element, now: datetime, max_lifetime: timedelta) -> datetime:
+    """Check the Timestamp against now; return when the request's acceptance window closes."""
     created = _timestamp_field(timestamp, "Created")
     expires = _timestamp_field(timestamp, "Expires")
     if created > now + CLOCK_SKEW:
         raise SoapFault(TIMESTAMP_INVALID, "The Timestamp is created in the future.")
     if created < now - CLOCK_SKEW:
-        raise SoapFault(TIMESTAMP_INVALID, "The Timestamp was created more than 5 minutes ago.")
-    if expires <= created or expires - created > MAX_TIMESTAMP_LIFETIME:
         raise SoapFault(
-            TIMESTAMP_INVALID, "The Timestamp must expire after its creation, within 5 minutes."
+            TIMESTAMP_INVALID,
+            f"The Timestamp was created more than {_minutes(CLOCK_SKEW)} minutes ago.",
+        )
+    if expires <= created or expires - created > max_lifetime:
+        raise SoapFault(
+            TIMESTAMP_INVALID,
+            f"The Timestamp must expire after its creation, within {_minutes(max_lifetime)} "
+            "minutes.",
         )
     if expires <= now:
         raise SoapFault(TIMESTAMP_INVALID, "The Timestamp has expired.")
-    return expires
+    return min(expires, created + CLOCK_SKEW)
+
+
+def _minutes(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 60:g}"
 
 
 def _timestamp_field(timestamp: etree._Element, name: str) -> datetime:
@@ -340,18 +373,19 @@ def _resolve_reference(
     transforms = node.findall(f"{_q(DS_NS, 'Transforms')}/{_q(DS_NS, 'Transform')}")
     children = [c.tag for c in node if isinstance(c.tag, str)]
     expected = [_q(DS_NS, n) for n in ("Transforms", "DigestMethod", "DigestValue")]
-    if len(transforms) != 1 or transforms[0].get("Algorithm") != _EXC_C14N or children != expected:
+    algorithms = [t.get("Algorithm") for t in transforms]
+    if algorithms not in _REFERENCE_TRANSFORMS or children != expected:
         raise SoapFault(
             SIGNATURE_ALGORITHM_REFUSED,
-            "Each signature reference must use exactly one transform: exclusive XML "
-            "canonicalization (xml-exc-c14n#).",
+            "Each signature reference must use exclusive XML canonicalization (xml-exc-c14n#) "
+            "as its last transform, preceded by nothing or by enveloped-signature.",
         )
     return _Reference(
         element=element,
         id_attribute=attribute,
         digest_method=_algorithm(node, "DigestMethod"),
         digest_value=_base64(_only_child(node, _q(DS_NS, "DigestValue"), "ds:DigestValue").text),
-        inclusive_prefixes=_inclusive_prefixes(transforms[0]),
+        inclusive_prefixes=_inclusive_prefixes(transforms[-1]),
     )
 
 
@@ -446,7 +480,8 @@ def _verify_signature(
     context.key = xmlsec.Key.from_memory(der, constants.KeyDataFormatCertDer, None)
     for transform in (constants.TransformExclC14N, method):
         context.enable_signature_transform(transform)
-    context.enable_reference_transform(constants.TransformExclC14N)
+    for transform in (constants.TransformEnveloped, constants.TransformExclC14N):
+        context.enable_reference_transform(transform)
     for reference in references:
         context.enable_reference_transform(_DIGEST_METHODS[reference.digest_method][0])
         name = etree.QName(reference.id_attribute)

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -212,6 +213,28 @@ def test_a_request_announcing_more_than_the_limit_is_refused_unread(
         settings.soap_max_request_bytes = 16 * 1024 * 1024
     assert fault_of(response)[:2] == ("soap:Client", "REQUEST_TOO_LARGE")
     assert document_count() == 0
+
+
+def test_the_longest_timestamp_lifetime_is_the_operators_setting(
+    soap_server: LiveServer, identity: Identity, sender: Sender
+) -> None:
+    settings = soap_server.app.config["EBOX"]
+    ping = e("healthCheckRequest", e("Level", text="PING"))
+    six_minutes = timedelta(minutes=6)
+    accepted = post(
+        soap_server, serialize(sign(envelope_with(ping), identity, lifetime=six_minutes))
+    )
+    assert accepted.status_code == 200, accepted.text
+    settings.wss_max_timestamp_minutes = 5
+    try:
+        response = post(
+            soap_server, serialize(sign(envelope_with(ping), identity, lifetime=six_minutes))
+        )
+    finally:
+        settings.wss_max_timestamp_minutes = 10
+    _, code, message = fault_of(response)
+    assert code == "TIMESTAMP_INVALID"
+    assert "within 5 minutes" in message
 
 
 def test_without_redis_a_signed_request_gets_service_unavailable(

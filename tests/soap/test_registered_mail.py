@@ -4,6 +4,9 @@ database, Redis and worker, and verifiers nobody on this project wrote (xmlsec1,
 from __future__ import annotations
 
 import hashlib
+import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -45,9 +48,11 @@ from tests.evidence.verifiers import pdfsig, xmlsec1_verify
 from tests.factories import create_citizen, create_message_type, login, next_national_number
 from tests.live_server import LiveServer, live_server
 from tests.mailbox.mailbox_helpers import post
+from tests.soap.node_example import run_node_example
 from tests.soap.wss_helpers import Identity, body_of, make_envelope, register, serialize, sign
 
 RM_NS = "urn:ebox:ns:RegisteredMail:v1"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PDF = make_pdf("Formal notice", ["Dear citizen,", "This is a formal notice."])
 
 
@@ -359,6 +364,100 @@ def test_the_proof_is_not_ready_until_the_worker_made_it(
     assert [item.Type for item in proof.Evidence] == ["SubmissionAcceptance", "ContentConsignment"]
 
 
+# --- from the command line, and from node-soap -------------------------------------------------
+
+
+def run_example(
+    script: str, url: str, folder: Path, *arguments: str
+) -> subprocess.CompletedProcess[str]:
+    keys = ("--key", str(folder / "key.pem"), "--cert", str(folder / "cert.pem"))
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / script), "--url", url, *keys, *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def message_id_in(output: str) -> str:
+    found = re.search(r"EboxMessageId=([0-9a-f-]{36})", output)
+    assert found is not None, output
+    return found.group(1)
+
+
+@pytest.mark.slow
+def test_the_example_scripts_send_registered_mail_and_save_its_proof(
+    app: Flask,
+    sender: Sender,
+    identity: Identity,
+    rm_server: LiveServer,
+    jobs: Queue,
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "key.pem").write_bytes(identity.key_pem)
+    (tmp_path / "cert.pem").write_bytes(identity.cert_pem)
+    (tmp_path / "notice.pdf").write_bytes(PDF)
+    recipient = ("--recipient", next_national_number(), "--message-type", "NOTICE")
+
+    sent = run_example(
+        "publish_example.py",
+        rm_server.url,
+        tmp_path,
+        "--registered",
+        *recipient,
+        "--pdf",
+        str(tmp_path / "notice.pdf"),
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert "Evidence: SubmissionAcceptance " in sent.stdout
+    message_id = message_id_in(sent.stdout)
+    proof = ("--message-id", message_id, "--out", str(tmp_path / "proofs"))
+    not_yet = run_example("proof_example.py", rm_server.url, tmp_path, *proof)
+    assert not_yet.returncode == 1 and "PROOF_NOT_READY" in not_yet.stderr
+
+    work(app, jobs)
+    saved = run_example("proof_example.py", rm_server.url, tmp_path, *proof)
+
+    assert saved.returncode == 0, saved.stderr
+    pdf, *evidence = [Path(line) for line in saved.stdout.split()]
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    assert [path.name.split("-")[-1] for path in evidence] == [
+        "SubmissionAcceptance.xml",
+        "ContentConsignment.xml",
+    ]
+    for path in evidence:
+        assert xmlsec1_verify(path, root_pem_file(tmp_path)).returncode == 0
+
+
+@pytest.mark.slow
+def test_node_soap_with_its_default_ws_security_sends_registered_mail(
+    app: Flask,
+    sender: Sender,
+    identity: Identity,
+    rm_server: LiveServer,
+    jobs: Queue,
+    tmp_path: Path,
+) -> None:
+    result = run_node_example(
+        rm_server.url,
+        identity,
+        tmp_path,
+        PDF,
+        *("--registered", "--recipient", next_national_number(), "--message-type", "NOTICE"),
+        *("--language", "fr", "--ticket", "NODE-NOTICE-1"),
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = db.session.get(Document, uuid.UUID(message_id_in(result.stdout)))
+    assert document is not None and document.is_registered
+    assert document.sender_ticket == "NODE-NOTICE-1"
+    [acceptance, _consignment] = db.session.scalars(
+        select(Evidence).where(Evidence.document_id == document.id).order_by(Evidence.position)
+    ).all()
+    assert f"Evidence: SubmissionAcceptance {acceptance.id} " in result.stdout
+
+
 def test_another_senders_proof_is_answered_as_unknown(
     app: Flask,
     sender: Sender,
@@ -396,9 +495,12 @@ def test_sent_opened_proved_and_sent_expired_unopened_proved(
     work(app, jobs)
 
     # The second one expires unopened; the purge seals its non-retrieval before deleting it.
+    # The purge runs at the real time only: the document's availability ends now instead.
     document = db.session.get(Document, uuid.UUID(unopened.EboxMessageId))
     assert document is not None
-    purge_expired(now=document.expires_at + timedelta(seconds=1))
+    document.expires_at = utcnow()
+    db.session.commit()
+    purge_expired()
     work(app, jobs)
 
     status = rm_client.service.getRegisteredMailStatus(

@@ -45,6 +45,7 @@ from tests.soap.wss_helpers import (
 )
 
 MAX_BYTES = 1_000_000
+MAX_LIFETIME = timedelta(minutes=10)  # the default of EBOX_WSS_MAX_TIMESTAMP_MINUTES
 
 
 @pytest.fixture(scope="module")
@@ -65,14 +66,34 @@ def guard() -> Iterator[ReplayGuard]:
         guard.redis.delete(key)
 
 
-def check(raw: bytes, guard: ReplayGuard, now: datetime | None = None) -> Authenticated:
-    envelope = parse_envelope(raw, max_bytes=MAX_BYTES)
-    return authenticate(envelope, now=now or utcnow(), replay_guard=guard)
+def check(
+    raw: bytes,
+    guard: ReplayGuard,
+    now: datetime | None = None,
+    max_lifetime: timedelta = MAX_LIFETIME,
+) -> Authenticated:
+    return verify(parse_envelope(raw, max_bytes=MAX_BYTES), guard, now, max_lifetime)
 
 
-def refusal(raw: bytes, guard: ReplayGuard, now: datetime | None = None) -> SoapFault:
+def verify(
+    envelope: etree._Element,
+    guard: ReplayGuard,
+    now: datetime | None = None,
+    max_lifetime: timedelta = MAX_LIFETIME,
+) -> Authenticated:
+    return authenticate(
+        envelope, now=now or utcnow(), replay_guard=guard, max_timestamp_lifetime=max_lifetime
+    )
+
+
+def refusal(
+    raw: bytes,
+    guard: ReplayGuard,
+    now: datetime | None = None,
+    max_lifetime: timedelta = MAX_LIFETIME,
+) -> SoapFault:
     with pytest.raises(SoapFault) as caught:
-        check(raw, guard, now)
+        check(raw, guard, now, max_lifetime)
     return caught.value
 
 
@@ -91,7 +112,7 @@ def test_a_signed_request_is_authenticated_as_the_owner_of_its_certificate(
     record = register(identity)
     envelope = parse_envelope(signed_request(identity, "payload text"), max_bytes=MAX_BYTES)
 
-    result = authenticate(envelope, now=utcnow(), replay_guard=guard)
+    result = verify(envelope, guard)
 
     assert result.sender.id == record.sender_id
     assert result.certificate.id == record.id
@@ -122,6 +143,31 @@ def test_stronger_algorithms_are_accepted(
     register(identity)
     raw = signed_request(identity, signature_method=method, digest_method=digest)
     assert check(raw, guard).body is not None
+
+
+def test_a_request_shaped_like_node_soaps_default_is_accepted(
+    app: Flask, guard: ReplayGuard, rsa_identity: Identity
+) -> None:
+    """Plain Id attributes, a 10-minute Timestamp and [enveloped-signature, exc-c14n]."""
+    record = register(rsa_identity)
+    raw = signed_request(
+        rsa_identity,
+        lifetime=timedelta(minutes=10),
+        transforms=(xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N),
+        id_attribute="Id",
+    )
+    envelope = tree(raw)
+    assert body_of(envelope).get("Id") is not None and body_of(envelope).get(WSU_ID) is None
+
+    assert check(raw, guard).certificate.id == record.id
+
+
+@pytest.mark.parametrize("attribute", ["Id", "ID", "id", "{urn:example:any}Id"])
+def test_the_signed_body_and_timestamp_may_carry_any_id_attribute(
+    app: Flask, guard: ReplayGuard, rsa_identity: Identity, attribute: str
+) -> None:
+    register(rsa_identity)
+    assert check(signed_request(rsa_identity, id_attribute=attribute), guard).body is not None
 
 
 def test_a_request_signed_by_zeeps_binary_signature_with_a_timestamp_is_accepted(
@@ -329,7 +375,7 @@ def test_a_second_body_is_refused(app: Flask, guard: ReplayGuard, rsa_identity: 
 
     assert refusal(serialize(envelope), guard).code == faults.XML_MALFORMED
     with pytest.raises(SoapFault) as caught:  # authenticate checks it too, on its own
-        authenticate(envelope, now=utcnow(), replay_guard=guard)
+        verify(envelope, guard)
     assert caught.value.code == faults.XML_MALFORMED
 
 
@@ -456,6 +502,56 @@ def test_an_hmac_signature_is_refused(
     assert refusal(serialize(envelope), guard).code == faults.SIGNATURE_ALGORITHM_REFUSED
 
 
+ENVELOPED = xmlsec.Transform.ENVELOPED
+EXCL_C14N = xmlsec.Transform.EXCL_C14N
+
+
+@pytest.mark.parametrize(
+    "transforms",
+    [
+        (EXCL_C14N, ENVELOPED),
+        (ENVELOPED,),
+        (ENVELOPED, ENVELOPED, EXCL_C14N),
+        (ENVELOPED, ENVELOPED),
+    ],
+)
+def test_the_enveloped_signature_transform_is_accepted_only_just_before_exclusive_c14n(
+    app: Flask, guard: ReplayGuard, rsa_identity: Identity, transforms: tuple[object, ...]
+) -> None:
+    register(rsa_identity)
+    envelope = tree(signed_request(rsa_identity, transforms=(ENVELOPED, EXCL_C14N)))
+    # xmlsec would not sign most of these lists: the Body's is rewritten after signing.
+    listed = signature_of(envelope).find(f".//{q(DS_NS, 'Transforms')}")
+    for old in list(listed):
+        listed.remove(old)
+    for transform in transforms:
+        href = transform.href  # type: ignore[attr-defined]
+        etree.SubElement(listed, q(DS_NS, "Transform"), Algorithm=href)
+
+    fault = refusal(serialize(envelope), guard)
+
+    assert fault.code == faults.SIGNATURE_ALGORITHM_REFUSED
+    assert "enveloped-signature" in fault.message
+
+
+def test_with_the_enveloped_signature_transform_a_signature_inside_the_body_stays_signed(
+    app: Flask, guard: ReplayGuard, rsa_identity: Identity
+) -> None:
+    """The transform removes only the request's own Signature, which no signed element holds:
+    a ds:Signature carried in the payload is digested like any other content."""
+    register(rsa_identity)
+    envelope = make_envelope()
+    payload_signature = etree.SubElement(body_of(envelope)[0], q(DS_NS, "Signature"))
+    etree.SubElement(payload_signature, q(DS_NS, "SignatureValue")).text = "AAAA"
+    sign(envelope, rsa_identity, transforms=(ENVELOPED, EXCL_C14N))
+    raw = serialize(envelope)
+    assert check(raw, replay_guard()).body is not None
+
+    altered = raw.replace(b">AAAA<", b">BBBB<")
+    assert altered != raw
+    assert refusal(altered, guard).code == faults.SIGNATURE_INVALID
+
+
 def test_inclusive_canonicalization_and_extra_transforms_are_refused(
     app: Flask, guard: ReplayGuard, rsa_identity: Identity
 ) -> None:
@@ -480,8 +576,8 @@ def test_inclusive_canonicalization_and_extra_transforms_are_refused(
         (timedelta(minutes=-11), timedelta(minutes=5), "more than 5 minutes ago"),
         (timedelta(minutes=-4), timedelta(minutes=3), "expired"),
         (timedelta(minutes=6), timedelta(minutes=5), "future"),
-        (timedelta(0), timedelta(minutes=6), "within 5 minutes"),
-        (timedelta(0), timedelta(0), "within 5 minutes"),
+        (timedelta(0), timedelta(minutes=10, seconds=1), "within 10 minutes"),
+        (timedelta(0), timedelta(0), "within 10 minutes"),
     ],
 )
 def test_a_timestamp_outside_its_window_is_refused(
@@ -497,6 +593,36 @@ def test_a_timestamp_outside_its_window_is_refused(
     fault = refusal(raw, guard)
     assert fault.code == faults.TIMESTAMP_INVALID
     assert message in fault.message
+
+
+@pytest.mark.parametrize("bound_minutes", [3, 10, 60])
+def test_a_timestamp_may_live_up_to_the_configured_bound_and_not_a_second_longer(
+    app: Flask, guard: ReplayGuard, rsa_identity: Identity, bound_minutes: int
+) -> None:
+    register(rsa_identity)
+    bound = timedelta(minutes=bound_minutes)
+    raw = signed_request(rsa_identity, lifetime=bound)
+    assert check(raw, guard, max_lifetime=bound).body is not None
+
+    longer = signed_request(rsa_identity, lifetime=bound + timedelta(seconds=1))
+    fault = refusal(longer, guard, max_lifetime=bound)
+    assert fault.code == faults.TIMESTAMP_INVALID
+    assert f"within {bound_minutes} minutes" in fault.message
+
+
+def test_a_long_lived_timestamp_is_accepted_only_within_the_clock_skew_of_its_creation(
+    app: Flask, guard: ReplayGuard, rsa_identity: Identity
+) -> None:
+    register(rsa_identity)
+    created = utcnow()
+    raw = signed_request(rsa_identity, created=created, lifetime=timedelta(minutes=60))
+    bound = timedelta(minutes=60)
+    at_the_end = created + timedelta(minutes=5)
+    assert check(raw, replay_guard(), now=at_the_end, max_lifetime=bound).body is not None
+
+    fault = refusal(raw, guard, now=at_the_end + timedelta(seconds=1), max_lifetime=bound)
+    assert fault.code == faults.TIMESTAMP_INVALID
+    assert "more than 5 minutes ago" in fault.message
 
 
 def test_a_timestamp_that_expires_while_in_transit_is_refused(
@@ -553,8 +679,46 @@ def test_the_same_signed_request_twice_is_a_replay(
     fault = refusal(raw, guard)
 
     assert fault.code == faults.REPLAY
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "accepted_after_creation", "window_closes_after_creation"),
+    [
+        # node-soap's Timestamp: 10 minutes, but Created must stay within 5 minutes of now.
+        (timedelta(minutes=10), timedelta(0), timedelta(minutes=5)),
+        # A sender's clock 4 minutes ahead of ours: the window opens before Created.
+        (timedelta(minutes=10), timedelta(minutes=-4), timedelta(minutes=5)),
+        # A short Timestamp: its expiry ends the window first.
+        (timedelta(minutes=3), timedelta(minutes=1), timedelta(minutes=3)),
+        (timedelta(seconds=90), timedelta(seconds=-30), timedelta(seconds=90)),
+    ],
+)
+def test_a_request_is_remembered_exactly_as_long_as_it_could_be_accepted(
+    app: Flask,
+    guard: ReplayGuard,
+    rsa_identity: Identity,
+    lifetime: timedelta,
+    accepted_after_creation: timedelta,
+    window_closes_after_creation: timedelta,
+) -> None:
+    register(rsa_identity)
+    created = utcnow().replace(microsecond=0)
+    raw = signed_request(rsa_identity, created=created, lifetime=lifetime)
+    accepted_at = created + accepted_after_creation
+    closes_at = created + window_closes_after_creation
+    check(raw, guard, now=accepted_at)
+
+    # The key outlives the window, by at most the one second Redis's whole seconds need.
     [key] = list(guard.redis.scan_iter(match=guard.prefix + "*"))
-    assert 5 * 60 < guard.redis.ttl(key) <= 10 * 60 + 1
+    window_ms = (closes_at - accepted_at).total_seconds() * 1000
+    assert window_ms < guard.redis.pttl(key) <= window_ms + 1000
+    # Just before the window closes a fresh guard would accept the request; ours refuses it.
+    last_moment = closes_at - timedelta(milliseconds=1)
+    assert check(raw, replay_guard(), now=last_moment).body is not None
+    assert refusal(raw, guard, now=last_moment).code == faults.REPLAY
+    # Past the window, the Timestamp alone refuses it.
+    later = closes_at + timedelta(seconds=1)
+    assert refusal(raw, replay_guard(), now=later).code == faults.TIMESTAMP_INVALID
 
 
 def test_a_replay_with_the_signature_value_reencoded_is_still_a_replay(

@@ -159,10 +159,17 @@ def add_timestamp(
     return timestamp
 
 
-def ensure_id(element: etree._Element) -> str:
-    if element.get(WSU_ID) is None:
-        element.set(WSU_ID, f"id-{uuid.uuid4()}")
-    return str(element.get(WSU_ID))
+def ensure_id(element: etree._Element, attribute: str = WSU_ID) -> str:
+    """The element's Id, made in attribute (a Clark name: wsu:Id by default) if it has none."""
+    if id_attribute_of(element) is None:
+        element.set(attribute, f"id-{uuid.uuid4()}")
+    return str(element.get(str(id_attribute_of(element))))
+
+
+def id_attribute_of(element: etree._Element) -> str | None:
+    """The name of the element's Id-like attribute (Id, ID or id in any namespace), if any."""
+    names = [n for n in element.attrib if etree.QName(n).localname in ("Id", "ID", "id")]
+    return str(names[0]) if names else None
 
 
 def sign(
@@ -177,11 +184,15 @@ def sign(
     created: datetime | None = None,
     lifetime: timedelta = timedelta(minutes=5),
     timestamp_texts: tuple[str, str] | None = None,
+    transforms: tuple[object, ...] = (xmlsec.Transform.EXCL_C14N,),
+    id_attribute: str = WSU_ID,
 ) -> etree._Element:
     """Sign envelope as a back office would: token, Timestamp, Signature over Body and Timestamp.
 
     covers names what the signature references ("body", "timestamp", "token"); extra_targets
-    adds any other elements; timestamp_texts overrides the Created and Expires texts.
+    adds any other elements; timestamp_texts overrides the Created and Expires texts;
+    transforms are each reference's; id_attribute names the Id given to the signed Body and
+    Timestamp (the token's is always wsu:Id).
     """
     security = security_of(envelope)
     timestamp = None
@@ -207,11 +218,16 @@ def sign(
     named = {"body": body_of(envelope), "timestamp": timestamp, "token": token}
     targets = [named[name] for name in covers if named[name] is not None] + list(extra_targets)
     for target in targets:
+        attribute = WSU_ID if target is token else id_attribute
         reference = xmlsec.template.add_reference(
-            signature, digest_method or xmlsec.Transform.SHA256, uri="#" + ensure_id(target)
+            signature,
+            digest_method or xmlsec.Transform.SHA256,
+            uri="#" + ensure_id(target, attribute),
         )
-        xmlsec.template.add_transform(reference, xmlsec.Transform.EXCL_C14N)
-        context.register_id(target, "Id", WSU_NS)
+        for transform in transforms:
+            xmlsec.template.add_transform(reference, transform)
+        name = etree.QName(str(id_attribute_of(target)))
+        context.register_id(target, name.localname, name.namespace)
     key_info = xmlsec.template.ensure_key_info(signature)
     context.sign(signature)
     pointer = etree.SubElement(key_info, q(WSSE_NS, "SecurityTokenReference"))
