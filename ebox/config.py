@@ -30,6 +30,7 @@ LANGUAGES = ("nl", "fr", "de", "en")
 # Form posts are small; documents arrive through the SOAP service (its own limit).
 MAX_FORM_BYTES = 2 * 1024 * 1024
 
+
 def _parse_bool(raw: str) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 

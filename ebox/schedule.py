@@ -69,6 +69,11 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic("saml-assertions", "ebox.accounts.jobs.forget_expired_assertions", every(60)),
         Periodic("missing-proofs", "ebox.evidence.jobs.make_missing_proofs", every(10)),
         Periodic("old-evidence", "ebox.evidence.jobs.forget_expired_evidence", daily_at(4, 0)),
+        Periodic(
+            "unconfirmed-applications",
+            "ebox.applications.jobs.forget_unconfirmed_applications",
+            every(60),
+        ),
     ]
 
 

@@ -31,6 +31,7 @@ from ebox.admin.forms import (
 )
 from ebox.admin.models import StaffMember
 from ebox.admin.services import active_staff, actor_for
+from ebox.applications import queries as application_queries
 from ebox.applications import services as applications
 from ebox.audit.services import verify_chain
 from ebox.db_types import utcnow
@@ -120,6 +121,7 @@ def _render_application(application_id: int, *, reject_form: RejectForm) -> str:
         "admin/application.html",
         application=application,
         conflicts=queries.conflicts_for(application),
+        same_number=application_queries.same_enterprise_number(application.enterprise_number),
         reject_form=reject_form,
         action_form=ActionForm(formdata=None),
     )

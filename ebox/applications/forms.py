@@ -335,3 +335,10 @@ class ApplicationForm(FlaskForm):
 
     def filled_message_types(self) -> list[senders.MessageTypeSpec]:
         return [row.form.spec() for row in self.message_types.entries if not row.form.is_empty()]
+
+
+class ConfirmForm(FlaskForm):
+    """The button behind a confirmation link: only a person's click confirms, not a mail
+    scanner that opens every link it sees."""
+
+    submit = SubmitField(_l("Confirm and send the application"))

@@ -1,4 +1,5 @@
-"""An institution's application to publish, kept whatever the decision."""
+"""An institution's application to publish: waiting for its e-mail address to be confirmed, then
+kept whatever the decision."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ STATUS_REJECTED = "rejected"
 
 
 class SenderApplication(Model):
+    """An application whose business contact confirmed the address: what staff review."""
+
     __tablename__ = "sender_applications"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -51,3 +54,28 @@ class SenderApplication(Model):
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_members.id"))
     rejection_reason: Mapped[str] = mapped_column(Text, default="")
     sender_id: Mapped[int | None] = mapped_column(ForeignKey("senders.id"))
+
+
+class UnconfirmedApplication(Model):
+    """A submitted form whose e-mail address is not confirmed yet. Staff never see it: it becomes
+    a SenderApplication only when the link sent to the business contact is used.
+
+    Once confirmed, the row keeps only what tells a second use of the link from an unknown one,
+    until the link would have expired; the periodic job then forgets it, confirmed or not.
+    """
+
+    __tablename__ = "unconfirmed_applications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The SenderApplication takes the same reference at confirmation.
+    reference: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
+    # SHA-256 of the link's token, hex: a copy of the database opens no link.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Where the link went; emptied at confirmation, like details.
+    email: Mapped[str] = mapped_column(String(254))
+    # The SenderApplication's columns as the form filled them in.
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    language: Mapped[str] = mapped_column(String(2), default="nl")
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

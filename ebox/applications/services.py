@@ -1,27 +1,35 @@
-"""An institution's application: submitted on the public form, then approved or rejected by staff.
+"""An institution's application: submitted on the public form, confirmed by its business
+contact, then approved or rejected by staff.
 
-Approval creates the sender, its message types and its certificate in the caller's transaction;
-the applicant is told of every step by e-mail, in the language the form was filled in, once
+A submitted form is kept apart (UnconfirmedApplication) and its business contact is sent one
+e-mail: a fixed text with a single-use link, nothing the applicant typed, so that the form cannot
+carry anyone's words to anyone's address under eBox's name. Only the link makes it an application
+that staff see. Approval creates the sender, its message types and its certificate in the
+caller's transaction. Every e-mail speaks the language the form was filled in, and leaves once
 the transaction has committed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import uuid
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from flask_babel import lazy_gettext
-from sqlalchemy import func, select
+from sqlalchemy import delete, select
 
 from ebox.admin.models import StaffMember
+from ebox.applications import queries
 from ebox.applications.models import (
     STATUS_APPROVED,
     STATUS_PENDING,
     STATUS_REJECTED,
     SenderApplication,
+    UnconfirmedApplication,
 )
 from ebox.audit.services import Actor, record_event
 from ebox.config import LANGUAGES, current_settings
@@ -36,11 +44,11 @@ from ebox.senders.texts import _
 log = logging.getLogger(__name__)
 
 PUBLIC = Actor("public", "web")
-# A public form invites abuse: a few pending applications per organisation, and a ceiling for
-# everybody together, keep a flood from burying real ones.
-MAX_PENDING_PER_ORGANISATION = 3
-MAX_SUBMISSIONS_PER_HOUR = 60
 INTEGRATION_GUIDE = "docs/integration/"
+# The page the confirmation link opens (ebox.applications.views.confirm_page).
+CONFIRM_PATH = "/apply/confirm/"
+# SenderApplication's columns that confirm_application sets, never the form.
+_SET_AT_CONFIRMATION = {"id", "reference", "status", "language", "submitted_at"}
 
 
 class ApplicationRefused(ValueError):
@@ -49,8 +57,12 @@ class ApplicationRefused(ValueError):
         self.message = message
 
 
-class TooManyApplications(ApplicationRefused):
-    pass
+class LinkRefused(Exception):
+    """The confirmation link cannot be used; state says why (queries.LINK_*)."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        self.state = state
 
 
 @dataclass(frozen=True)
@@ -77,34 +89,86 @@ class NewApplication:
     certificate: CertificateInfo
     language: str
 
+    def columns(self) -> dict[str, Any]:
+        """The SenderApplication columns it fills, as JSON can keep them until confirmation."""
+        plain = {
+            each.name: getattr(self, each.name)
+            for each in dataclasses.fields(self)
+            if each.name not in {"message_types", "certificate", "language"}
+        }
+        return {
+            **plain,
+            "message_types": [spec.as_dict() for spec in self.message_types],
+            "certificate_pem": self.certificate.pem,
+            "certificate_fingerprint_sha256": self.certificate.fingerprint_sha256,
+        }
 
-def submit_application(new: NewApplication) -> SenderApplication:
-    """Save a pending application and queue its acknowledgement. Raises TooManyApplications."""
-    _check_limits(new.enterprise_number)
-    application = SenderApplication(
-        status=STATUS_PENDING,
-        organisation_name=new.organisation_name,
-        enterprise_number=new.enterprise_number,
-        business_contact_name=new.business_contact_name,
-        business_contact_email=new.business_contact_email,
-        business_contact_phone=new.business_contact_phone,
-        technical_contact_name=new.technical_contact_name,
-        technical_contact_email=new.technical_contact_email,
-        technical_contact_phone=new.technical_contact_phone,
-        public_contact_email=new.public_contact_email,
-        public_contact_phone=new.public_contact_phone,
-        public_contact_url=new.public_contact_url,
-        public_contact_address=new.public_contact_address,
-        use_case=new.use_case,
-        expected_monthly_volume=new.expected_monthly_volume,
-        expected_peak_per_day=new.expected_peak_per_day,
-        message_types=[spec.as_dict() for spec in new.message_types],
-        needs_registered_mail=new.needs_registered_mail,
-        certificate_pem=new.certificate.pem,
-        certificate_fingerprint_sha256=new.certificate.fingerprint_sha256,
+
+def link_lifetime() -> timedelta:
+    return timedelta(hours=current_settings().application_link_hours)
+
+
+def submit_application(*, new: NewApplication) -> UnconfirmedApplication:
+    """Keep the form until its business contact confirms the address, and queue the e-mail that
+    asks for it. Staff see nothing of it until then."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    unconfirmed = UnconfirmedApplication(
+        token_hash=queries.hash_token(token),
+        email=new.business_contact_email,
+        details=new.columns(),
         language=new.language if new.language in LANGUAGES else "nl",
+        submitted_at=now,
+        expires_at=now + link_lifetime(),
+    )
+    db.session.add(unconfirmed)
+    db.session.flush()
+    _queue_confirmation_request(unconfirmed, token)
+    log.info("application %s waits for its address to be confirmed", unconfirmed.reference)
+    return unconfirmed
+
+
+def _queue_confirmation_request(unconfirmed: UnconfirmedApplication, token: str) -> None:
+    """A fixed text, the link and our reference: nothing that the applicant typed, since the
+    address is not known to be theirs yet."""
+    settings = current_settings()
+    mail = render_email(
+        "application_confirm",
+        subject=lazy_gettext("Confirm your e-mail address for an application to eBox"),
+        language=unconfirmed.language,
+        link=f"{settings.public_url}{CONFIRM_PATH}{token}",
+        hours=settings.application_link_hours,
+        reference=unconfirmed.reference,
+        public_url=settings.public_url,
+    )
+    queue_email(
+        to=unconfirmed.email,
+        subject=mail.subject,
+        text=mail.text,
+        html=mail.html,
+        language=unconfirmed.language,
+    )
+
+
+def confirm_application(*, token: str) -> SenderApplication:
+    """Make the form an application that staff review, and spend the link. Raises LinkRefused."""
+    now = utcnow()
+    unconfirmed = _unconfirmed_for_update(token)
+    state = queries.link_state(unconfirmed, now=now)
+    if unconfirmed is None or state != queries.LINK_USABLE:
+        raise LinkRefused(state)
+    application = SenderApplication(
+        **_known_columns(unconfirmed.details),
+        reference=unconfirmed.reference,
+        status=STATUS_PENDING,
+        language=unconfirmed.language,
+        submitted_at=now,
     )
     db.session.add(application)
+    # Kept until the link would expire, to tell a second click apart from a wrong link.
+    unconfirmed.confirmed_at = now
+    unconfirmed.details = {}
+    unconfirmed.email = ""
     db.session.flush()
     record_event(
         PUBLIC,
@@ -113,40 +177,34 @@ def submit_application(new: NewApplication) -> SenderApplication:
         application.id,
         {"enterprise_number": application.enterprise_number},
     )
-    _queue_mail(application, "application_received", lazy_gettext("We received your application"))
-    log.info("application %s submitted", application.reference)
+    log.info("application %s confirmed: waiting for review", application.reference)
     return application
 
 
-def _check_limits(enterprise_number: str) -> None:
-    pending = db.session.scalar(
-        select(func.count(SenderApplication.id)).where(
-            SenderApplication.enterprise_number == enterprise_number,
-            SenderApplication.status == STATUS_PENDING,
-        )
-    )
-    if (pending or 0) >= MAX_PENDING_PER_ORGANISATION:
-        raise TooManyApplications(
-            _(
-                "Several applications of this organisation are already waiting for review. "
-                "We will answer them first."
-            )
-        )
-    recent = db.session.scalar(
-        select(func.count(SenderApplication.id)).where(
-            SenderApplication.submitted_at > utcnow() - timedelta(hours=1)
-        )
-    )
-    if (recent or 0) >= MAX_SUBMISSIONS_PER_HOUR:
-        raise TooManyApplications(
-            _("We receive many applications at the moment. Please try again in an hour.")
-        )
-
-
-def find_by_reference(reference: uuid.UUID) -> SenderApplication | None:
+def _unconfirmed_for_update(token: str) -> UnconfirmedApplication | None:
+    """Locked, so that two clicks at once cannot both confirm."""
+    if not token or len(token) > queries.MAX_TOKEN_LENGTH:
+        return None
     return db.session.scalars(
-        select(SenderApplication).where(SenderApplication.reference == reference)
+        select(UnconfirmedApplication)
+        .where(UnconfirmedApplication.token_hash == queries.hash_token(token))
+        .with_for_update()
     ).first()
+
+
+def _known_columns(details: dict[str, Any]) -> dict[str, Any]:
+    """What the form filled in of SenderApplication's columns, whatever else the JSON holds."""
+    columns = set(SenderApplication.__table__.columns.keys()) - _SET_AT_CONFIRMATION
+    return {name: value for name, value in details.items() if name in columns}
+
+
+def forget_unconfirmed_applications(*, now: datetime) -> int:
+    """Delete every form whose link has expired, confirmed or not (a confirmed one is only a
+    marker by then). Returns how many."""
+    result = db.session.execute(
+        delete(UnconfirmedApplication).where(UnconfirmedApplication.expires_at <= now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def pending_application_for_update(application_id: int) -> SenderApplication:

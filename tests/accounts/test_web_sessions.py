@@ -67,9 +67,7 @@ def test_a_session_within_its_lifetime_stays_open(app, client):
 
 
 @pytest.mark.parametrize("session_id", [12345, ["a", "b"], {"id": "x"}, "not-a-uuid", ""])
-def test_a_cookie_whose_session_id_is_not_a_session_id_gets_a_new_login(
-    app, client, session_id
-):
+def test_a_cookie_whose_session_id_is_not_a_session_id_gets_a_new_login(app, client, session_id):
     with client.session_transaction() as cookie:
         cookie["sid"] = session_id
     assert _is_sent_to_login(client.get("/"))

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-
 from flask.testing import FlaskClient
-from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from ebox.accounts.models import Citizen
@@ -13,8 +10,9 @@ from ebox.admin.services import add_staff
 from ebox.applications.models import SenderApplication
 from ebox.audit.services import OPERATOR
 from ebox.extensions import db
-from tests.applications.application_helpers import post_application, valid_form
+from tests.applications.application_helpers import submit_confirmed_application
 from tests.factories import create_citizen, login
+from tests.mail.smtp_server import Received
 from tests.profile.forms_helper import csrf_token_from
 
 
@@ -27,14 +25,11 @@ def log_in_staff(client: FlaskClient, role: str) -> Citizen:
     return citizen
 
 
-def submit_application(client: FlaskClient, **changes: str) -> SenderApplication:
-    response = post_application(client, valid_form(**changes))
-    assert response.status_code == 303, response.get_data(as_text=True)
-    reference = uuid.UUID(response.headers["Location"].rsplit("/", 1)[-1])
-    db.session.rollback()
-    return db.session.scalars(
-        select(SenderApplication).where(SenderApplication.reference == reference)
-    ).one()
+def submit_application(
+    client: FlaskClient, received: Received | None = None, **changes: str
+) -> SenderApplication:
+    """An application that reached staff: sent, and its e-mail address confirmed."""
+    return submit_confirmed_application(client, received, **changes)
 
 
 def staff_post(

@@ -1,5 +1,6 @@
-"""The public application form: a valid one is stored as pending and acknowledged by e-mail;
-anything wrong is shown next to its field and nothing is stored."""
+"""The public application form: a valid one waits for its business contact to confirm the address,
+and becomes a pending application once confirmed; anything wrong is shown next to its field and
+nothing is stored."""
 
 from __future__ import annotations
 
@@ -10,17 +11,31 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from ebox.applications.models import STATUS_PENDING, SenderApplication
+from ebox.applications.models import STATUS_PENDING, SenderApplication, UnconfirmedApplication
 from ebox.audit.models import AuditEvent
 from ebox.extensions import db
-from tests.applications.application_helpers import post_application, valid_form
-from tests.mail.smtp_server import Received, text_of
+from tests.applications.application_helpers import (
+    CONTACT,
+    confirm,
+    confirmation_path,
+    post_application,
+    valid_form,
+)
+from tests.mail.smtp_server import Received
 from tests.senders.certificate_helpers import make_certificate_pem, make_key, private_key_pem
 
 
 def stored_applications() -> int:
+    """Applications kept in any state, confirmed or not."""
     db.session.rollback()
-    return int(db.session.scalar(select(func.count(SenderApplication.id))) or 0)
+    confirmed = db.session.scalar(select(func.count(SenderApplication.id))) or 0
+    unconfirmed = db.session.scalar(select(func.count(UnconfirmedApplication.id))) or 0
+    return int(confirmed) + int(unconfirmed)
+
+
+def waiting_form() -> UnconfirmedApplication:
+    db.session.rollback()
+    return db.session.scalars(select(UnconfirmedApplication)).one()
 
 
 def test_the_form_is_public_and_has_three_message_type_rows(client: FlaskClient) -> None:
@@ -31,20 +46,33 @@ def test_the_form_is_public_and_has_three_message_type_rows(client: FlaskClient)
     assert 'enctype="multipart/form-data"' in page
 
 
-def test_a_valid_application_is_stored_pending_and_acknowledged_by_email(
+def test_a_valid_application_waits_for_its_address_and_is_then_pending_as_typed(
     client: FlaskClient, smtp_server: Received
 ) -> None:
-    client.set_cookie("ebox_lang_probe", "1")
     response = post_application(client, valid_form())
     assert response.status_code == 303
-    reference = response.headers["Location"].rsplit("/", 1)[-1]
+    assert response.headers["Location"].startswith("/apply/sent/")
+    waiting = waiting_form()
+    assert waiting.email == CONTACT
+    assert db.session.scalars(select(SenderApplication)).first() is None
+    assert db.session.scalars(select(AuditEvent)).first() is None  # junk never enters the chain
 
+    response = confirm(client, confirmation_path(smtp_server.last_to(CONTACT)))
+    assert response.status_code == 303
+    reference = response.headers["Location"].rsplit("/", 1)[-1]
     application = db.session.scalars(select(SenderApplication)).one()
-    assert str(application.reference) == reference
+    assert str(application.reference) == reference == str(waiting.reference)
     assert application.status == STATUS_PENDING
+    assert application.organisation_name == "Federal Pension Service"
     assert application.enterprise_number == "0123456749"
+    assert (application.business_contact_name, application.business_contact_email) == (
+        "An Janssens",
+        CONTACT,
+    )
+    assert application.technical_contact_email == "it@pensions.example"
     assert application.needs_registered_mail is True
     assert application.public_contact_address == "Tower of Pensions\n1060 Brussels"
+    assert application.expected_monthly_volume == 120000
     assert application.message_types == [
         {
             "code": "PENSION_STATEMENT",
@@ -56,21 +84,26 @@ def test_a_valid_application_is_stored_pending_and_acknowledged_by_email(
         }
     ]
     assert len(application.certificate_fingerprint_sha256) == 64
+    assert application.language == "en"
     event = db.session.scalars(select(AuditEvent)).one()
     assert (event.actor_type, event.action, event.subject_id) == (
         "public",
         "application.submitted",
         str(application.id),
     )
-
-    confirmation = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert reference in confirmation
-    mail = smtp_server.last_to("an.janssens@pensions.example")
-    assert reference in text_of(mail)
-    assert "PENSION_STATEMENT" in text_of(mail)
+    assert reference in client.get(response.headers["Location"]).get_data(as_text=True)
 
 
-def test_the_acknowledgement_speaks_the_language_of_the_page(
+def test_the_page_after_sending_names_the_address_the_link_went_to(client: FlaskClient) -> None:
+    response = post_application(client, valid_form())
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "confirm your e-mail address" in page
+    assert CONTACT in page
+    assert str(waiting_form().reference) in page
+    assert "Federal Pension Service" not in page
+
+
+def test_the_confirmation_request_speaks_the_language_of_the_page(
     client: FlaskClient, smtp_server: Received
 ) -> None:
     response = client.get("/apply/", headers={"Accept-Language": "fr"})
@@ -83,9 +116,8 @@ def test_the_acknowledgement_speaks_the_language_of_the_page(
         headers={"Accept-Language": "fr"},
         content_type="multipart/form-data",
     )
-    application = db.session.scalars(select(SenderApplication)).one()
-    assert application.language == "fr"
-    assert smtp_server.last_to("an.janssens@pensions.example")["Content-Language"] == "fr"
+    assert waiting_form().language == "fr"
+    assert smtp_server.last_to(CONTACT)["Content-Language"] == "fr"
 
 
 def test_the_certificate_may_be_uploaded_as_a_file(client: FlaskClient) -> None:
@@ -93,7 +125,7 @@ def test_the_certificate_may_be_uploaded_as_a_file(client: FlaskClient) -> None:
     data: dict[str, object] = {**valid_form(), "certificate_pem": ""}
     data["certificate_file"] = (io.BytesIO(pem.encode()), "backoffice.pem")
     assert post_application(client, data).status_code == 303
-    assert db.session.scalars(select(SenderApplication)).one().certificate_pem == pem
+    assert waiting_form().details["certificate_pem"] == pem
 
 
 INVALID_FIELDS = [
@@ -252,17 +284,7 @@ def test_without_javascript_another_row_can_be_added_and_the_form_then_sent(
         }
     )
     assert post_application(client, data).status_code == 303
-    application = db.session.scalars(select(SenderApplication)).one()
-    assert [row["code"] for row in application.message_types] == [
+    assert [row["code"] for row in waiting_form().details["message_types"]] == [
         "PENSION_STATEMENT",
         "PAYMENT_NOTICE",
     ]
-
-
-def test_an_organisation_cannot_flood_the_review_queue(client: FlaskClient) -> None:
-    for _ in range(3):
-        assert post_application(client, valid_form()).status_code == 303
-    response = post_application(client, valid_form())
-    assert response.status_code == 429
-    assert "already waiting for review" in response.get_data(as_text=True)
-    assert stored_applications() == 3

@@ -49,7 +49,9 @@ def test_an_institution_applies_is_approved_publishes_and_the_citizen_can_reach_
     db.session.commit()
 
     # 1. The institution applies with the certificate its back office signs with.
-    application = submit_application(applicant, certificate_pem=identity.cert_pem.decode())
+    application = submit_application(
+        applicant, smtp_server, certificate_pem=identity.cert_pem.decode()
+    )
     assert str(application.reference) in text_of(smtp_server.last_to(CONTACT))
 
     # 2. Until staff approve it, that certificate opens nothing.
