@@ -55,3 +55,10 @@ def make(first_nine: str, *, born_from_2000: bool = False) -> str:
 def mask(national_number: str) -> str:
     """The form used in logs: birth date hidden, last digits kept for support ("*******3328")."""
     return "*" * 7 + national_number[-4:] if len(national_number) == 11 else "***********"
+
+
+def printed(digits: str) -> str:
+    """The printed form of a national number: 85.07.30-033.28 (anything else unchanged)."""
+    if len(digits) != 11 or not digits.isdigit():
+        return digits
+    return f"{digits[0:2]}.{digits[2:4]}.{digits[4:6]}-{digits[6:9]}.{digits[9:11]}"

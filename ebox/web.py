@@ -10,7 +10,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
-from ebox import transactions
+from ebox import national_number, transactions
 from ebox.config import LANGUAGES
 from ebox.extensions import htmx
 
@@ -100,6 +100,7 @@ def template_helpers() -> dict[str, Any]:
 
 def init_app(app: Flask) -> None:
     app.context_processor(template_helpers)
+    app.add_template_filter(national_number.printed, "national_number")
     app.after_request(set_security_headers)
     app.after_request(commit_or_rollback)
     app.register_error_handler(HTTPException, render_error)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from ebox.accounts.models import Citizen
 from ebox.db_types import utcnow
 from ebox.extensions import db
+from ebox.national_number import printed
 from ebox.profile.models import EmailChallenge
 
 
@@ -22,13 +23,6 @@ class ProfileSummary:
     language: str
     is_electronic_only: bool
     pending_email: str | None
-
-
-def format_national_number(digits: str) -> str:
-    """The printed form of a national number: 85.07.30-033.28."""
-    if len(digits) != 11 or not digits.isdigit():
-        return digits
-    return f"{digits[0:2]}.{digits[2:4]}.{digits[4:6]}-{digits[6:9]}.{digits[9:11]}"
 
 
 def latest_open_challenge(citizen_id: int, *, for_update: bool = False) -> EmailChallenge | None:
@@ -84,7 +78,7 @@ def profile_summary(citizen: Citizen, *, max_attempts: int) -> ProfileSummary:
     pending = pending_challenge(citizen.id, max_attempts=max_attempts)
     return ProfileSummary(
         full_name=f"{citizen.given_name} {citizen.surname}".strip(),
-        national_number=format_national_number(citizen.national_number),
+        national_number=printed(citizen.national_number),
         email=citizen.email,
         is_email_confirmed=citizen.email_confirmed_at is not None,
         language=citizen.language,
