@@ -1,8 +1,9 @@
-"""One transaction per request or job, and work that must wait for its commit.
+"""One transaction per request or job step, and work that must wait for its commit.
 
 Views and services never commit: services only flush. The request commits once when the
-response is good and rolls back otherwise (see ebox.web). Side effects that must not happen
-for a rolled-back change, such as sending an e-mail, are registered with after_commit().
+response is good and rolls back otherwise (see ebox.web); a job commits through commit() here,
+between its steps where its correctness needs it (decision 0008). Side effects that must not
+happen for a rolled-back change, such as sending an e-mail, are registered with after_commit().
 """
 
 from __future__ import annotations
