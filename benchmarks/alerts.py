@@ -1,8 +1,10 @@
-"""Daily e-mail alert: citizens planned and enqueued per second, alerts sent per second, memory.
+"""Daily e-mail alert: citizens planned and enqueued per second, e-mails sent per second by 1, 2
+... worker processes, CPU per e-mail, memory.
 
     .venv/bin/python benchmarks/alerts.py [--citizens 1000000] [--documents-per-citizen 5]
         [--scale 1] [--news-percent 100] [--expiring-percent 10] [--send 20000]
-        [--tracemalloc] [--keep-database]
+        [--workers 1 2] [--connections 4] [--window 100] [--no-stages] [--no-explain]
+        [--tracemalloc] [--database-server URL] [--keep-database]
 
 Builds a fresh PostgreSQL database with the migrations (dropped again at the end, unless
 --keep-database) and fills it with set-based SQL: --citizens x --scale citizens (5% of them
@@ -13,21 +15,30 @@ address, --news-percent received a document since then that they have not read, 
 --expiring-percent have an unread one that will now enter the deletion warning window; all the
 others' documents are old, read or already announced.
 
-Then a real RQ worker (ebox.jobs.AppWorker, burst mode, in this process) on a Redis database of
-its own runs the day as production does: start_daily_alerts enqueues one planning job per range
-of citizen ids, and each plan_alerts job writes its deliveries (one INSERT ... SELECT) and
-enqueues them in sending batches. The worker stops once the planning jobs are done, which gives
-"planned and enqueued per second", extrapolated to the target of 3 M citizens in < 15 minutes on
-one worker. The same worker then runs the first sending jobs (--send deliveries) against an SMTP
-server on loopback in a process of its own that only counts what it accepts, which gives e-mails
-per second. Time is split by stage (the functions the jobs call are timed where they are
-looked up) and the plans PostgreSQL chose for the planning INSERT and the per-alert news query
-are shown with EXPLAIN ANALYZE.
+Planning: a real RQ worker (ebox.jobs.AppWorker, burst mode, in this process) on a Redis server
+of its own (a throw-away redis-server on a free loopback port) runs the day as production does:
+start_daily_alerts enqueues one planning job per range of citizen ids, and each plan_alerts job
+writes its deliveries (one INSERT ... SELECT) and enqueues them in sending jobs. That gives
+"planned and enqueued per second", extrapolated to the target of 3 M citizens in < 15 minutes.
 
-Memory: the peak resident size of this process (ru_maxrss) after each phase; run at two scales
-(e.g. --scale 0.1 and --scale 1) to see that it does not grow with the number of citizens.
---tracemalloc also reports the peak Python allocation of the planning and of the sending phase
-(slower).
+Sending: for each number N in --workers, N worker processes (AppWorker, as worker.py runs it,
+each in a process of its own with the production logging) run the next --send deliveries'
+sending jobs side by side, into an SMTP server on loopback in a process of its own that offers
+PIPELINING, as mail servers do, and only counts what it accepts. Each phase prints e-mails per
+second, and the CPU time per e-mail of the worker processes, of their PostgreSQL backends and of
+the SMTP server (read from /proc: the machine is shared, so wall-clock rates are noisy), how
+busy the machine was meanwhile (how much of it was other work, and how long cores sat idle
+waiting for the disk), where a worker's time goes by stage (wall and CPU; --no-stages leaves
+the timers out) and each worker's peak resident size. At the end: the rates and their ratios to
+the first phase, the cores each phase kept busy, and the most the machine's cores could send at
+that CPU cost. --connections and --window set ebox.alerts.services.SMTP_CONNECTIONS and
+SEND_WINDOW in the workers; --database-server names another PostgreSQL server (one whose WAL
+is in memory shows what waiting for the disk costs).
+
+Then the plans PostgreSQL chose for the planning INSERT, a range's delivery ids, a window's
+claim and its news query are shown with EXPLAIN ANALYZE. Memory: the peak resident size of this
+process (planning) and of each worker; --tracemalloc also reports the peak Python allocation of
+the planning (slower).
 """
 
 from __future__ import annotations
@@ -37,13 +48,18 @@ import contextlib
 import functools
 import logging
 import multiprocessing
+import os
+import queue
 import resource
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
@@ -55,24 +71,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from flask import Flask
 from flask_migrate import upgrade
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, select, text
+from sqlalchemy.engine import make_url
 
 from benchmarks.common import add_database_options, free_port, fresh_database
-from ebox import create_app
+from ebox import create_app, transactions
+from ebox.alerts import claims, services
 from ebox.alerts import jobs as alert_jobs
-from ebox.alerts import services
+from ebox.alerts.letters import AlertLetters
+from ebox.alerts.models import PLANNED, AlertDelivery
 from ebox.config import Settings
 from ebox.db_types import utcnow
 from ebox.extensions import db
 from ebox.jobs import QUEUE, AppWorker
 from ebox.mail import services as mail_services
-from ebox.mail.services import Mailer
 
 SENDERS = 12
 TARGET_CITIZENS = 3_000_000
 TARGET_MINUTES = 15
+TARGET_WORKERS = 4
+TARGET_PER_WORKER = 1_000
 TARGET_MEMORY_MB = 200
+WORKER_NAME = "ebox-bench-worker"  # the workers' application_name on PostgreSQL
+PARKED = "rq:queue:ebox-bench-parked"  # sending jobs waiting for their phase
 
 
 def main() -> None:
@@ -94,25 +117,25 @@ def main() -> None:
         default=10,
         help="citizens with an address who have an unread document soon deleted",
     )
-    parser.add_argument("--send", type=int, default=20_000, help="deliveries sent (a sample)")
+    parser.add_argument("--send", type=int, default=20_000, help="deliveries sent per phase")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], help="worker processes, per phase"
+    )
+    parser.add_argument("--connections", type=int, default=services.SMTP_CONNECTIONS)
+    parser.add_argument("--window", type=int, default=services.SEND_WINDOW)
+    parser.add_argument("--stages", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--tracemalloc", action="store_true", help="peak Python allocation")
     parser.add_argument("--explain", action=argparse.BooleanOptionalAction, default=True)
     add_database_options(parser, "ebox_bench_alerts")
-    parser.add_argument(
-        "--redis-url",
-        default="redis://127.0.0.1:6379/10",
-        help="the jobs' Redis: a database number nothing else uses (flushed)",
-    )
     args = parser.parse_args()
     citizens = int(args.citizens * args.scale)
     if args.documents_per_citizen < 2:
         parser.error("--documents-per-citizen must be at least 2")
 
-    redis = Redis.from_url(args.redis_url)
-    redis.flushdb()
     with (
         tempfile.TemporaryDirectory(prefix="ebox-bench-") as folder_name,
-        smtp_sink() as (smtp_port, accepted),
+        redis_server(Path(folder_name)) as redis_url,
+        smtp_sink() as sink,
         fresh_database(args.database_server, args.database, keep=args.keep_database) as url,
     ):
         folder = Path(folder_name)
@@ -121,12 +144,13 @@ def main() -> None:
             instance_path=folder / "instance",
             database_url=url,
             storage_path=str(folder / "documents"),
-            redis_url=args.redis_url,
-            smtp_url=f"smtp://127.0.0.1:{smtp_port}",
+            redis_url=redis_url,
+            smtp_url=f"smtp://127.0.0.1:{sink.port}",
             public_url="https://ebox.example.test",
         )
         app = create_app(settings)
         quiet_logging()
+        redis = Redis.from_url(redis_url)
         try:
             with app.app_context():
                 upgrade()
@@ -146,9 +170,9 @@ def main() -> None:
                     f"(built in {time.perf_counter() - started:.0f} s)"
                 )
                 db.session.remove()
-            run_day(app, redis, citizens, accepted, args)
+            run_day(app, redis, sink, citizens, args)
         finally:
-            redis.flushdb()
+            redis.close()
             with app.app_context():
                 db.session.remove()
                 db.engine.dispose()
@@ -157,15 +181,35 @@ def main() -> None:
 # --- the day ---------------------------------------------------------------------------------
 
 
-def run_day(
-    app: Flask, redis: Redis, citizens: int, accepted: Synchronized[int], args: Any
-) -> None:
+def run_day(app: Flask, redis: Redis, sink: Sink, citizens: int, args: Any) -> None:
     day = services.platform_today()
     jobs = Queue(QUEUE, connection=redis)
     captured = capture_statements(app)
     print(f"peak RSS before the day: {peak_rss_mb():.0f} MB")
+    id_ranges, planned = plan_day(app, redis, jobs, citizens, args)
+    plans = []
+    if args.explain:
+        # The first planning job's INSERT, on the range it planned, before anything is sent.
+        plans += explain(app, captured, PLANNING_INSERT, replan=(day, *id_ranges[0]))
+        plans += explain(app, captured, RANGE_IDS)
 
-    # Planning: the day's first job and one per range of citizens; then the worker stops.
+    park(redis, jobs)
+    phases = []
+    for workers in args.workers:
+        phases.append(send_phase(app, redis, jobs, sink, workers, args))
+        print(f"  deliveries now {dict(sorted(counts_of(app, day).items()))}")
+    report_phases(phases, planned)
+    if args.explain:
+        plans += explain_window(app, captured, day, args.window)
+    for line in plans:
+        print(line)
+
+
+def plan_day(
+    app: Flask, redis: Redis, jobs: Queue, citizens: int, args: Any
+) -> tuple[list[tuple[int, int]], int]:
+    """The day's first job and one per range of citizens, in this process; then it stops."""
+    day = services.platform_today()
     with app.app_context():
         id_ranges = services.citizen_id_ranges()
         db.session.remove()
@@ -177,13 +221,11 @@ def run_day(
         work(app, redis, jobs=1 + ranges, name="plan")
         planning_seconds = time.perf_counter() - started
     failed = failures(jobs)
-    with app.app_context():
-        planned = sum(services.delivery_counts(day).values())
-    send_jobs = jobs.count
+    planned = sum(counts_of(app, day).values())
     print(
         f"\nplanning: {ranges} ranges of {services.CHUNK_CITIZENS:,} citizen ids, "
-        f"{planned:,} deliveries written, {send_jobs:,} sending jobs enqueued "
-        f"in {planning_seconds:.1f} s"
+        f"{planned:,} deliveries written, {jobs.count:,} sending jobs of "
+        f"{services.SEND_BATCH:,} enqueued in {planning_seconds:.1f} s"
     )
     print(
         f"  {citizens / planning_seconds:10,.0f} citizens planned and enqueued /s\n"
@@ -191,82 +233,31 @@ def run_day(
     )
     stages.report(planning_seconds, rest="the rest (RQ worker and job bookkeeping)")
     growth = TARGET_CITIZENS / citizens
-    # deliveries_to_send reads all of the day's deliveries planned so far (see its plan below),
-    # so its k-th call takes about a + b * k: fitted here, summed over the target's ranges.
-    scans = stages.durations[RANGE_IDS_STAGE]
-    a, b = fit_line(scans)
-    target_ranges = round(ranges * growth)
-    growing = target_ranges * a + b * target_ranges * (target_ranges + 1) / 2
-    minutes = ((planning_seconds - sum(scans)) * growth + growing) / 60
-    print(f"  deliveries_to_send: {a * 1000:.1f} ms + {b * 1000:.2f} ms per range planned before")
+    scans = stages.durations.get(RANGE_IDS_STAGE, [])
+    print(
+        f"  deliveries_to_send: first {scans[0] * 1000:.1f} ms, last {scans[-1] * 1000:.1f} ms"
+        if scans
+        else ""
+    )
     print(
         f"  {TARGET_CITIZENS / 1e6:.0f} M citizens on one worker, same share with news: "
-        f"~{minutes:.1f} min (target < {TARGET_MINUTES} min; "
-        f"~{planning_seconds * growth / 60:.1f} min if it were all linear)"
+        f"~{planning_seconds * growth / 60:.1f} min (target < {TARGET_MINUTES} min)"
     )
     print(f"  peak RSS after planning: {peak_rss_mb():.0f} MB{planning_peak()}")
     if failed:
         print(f"  FAILED JOBS: {failed}")
-    plans = []
-    if args.explain:
-        # The first planning job's INSERT, on the range it planned, before anything is sent.
-        plans += explain(app, captured, PLANNING_INSERT, replan=(day, *id_ranges[0]))
-        plans += explain(app, captured, RANGE_IDS)
+    return id_ranges, planned
 
-    # Sending: the first jobs of the queue, each a batch of deliveries over one connection.
-    batches = min(send_jobs, -(-args.send // services.SEND_BATCH))
-    stages = Stages()
-    with stages.timing(SENDING_STAGES), python_peak(args.tracemalloc) as sending_peak:
-        started = time.perf_counter()
-        work(app, redis, jobs=batches, name="send")
-        sending_seconds = time.perf_counter() - started
-    failed = failures(jobs)
+
+def counts_of(app: Flask, day: Any) -> dict[str, int]:
     with app.app_context():
         counts = services.delivery_counts(day)
         db.session.remove()
-    mails = accepted.value
-    print(
-        f"\nsending: {batches} jobs, {mails:,} e-mails accepted by the SMTP server "
-        f"in {sending_seconds:.1f} s; deliveries now {dict(sorted(counts.items()))}"
-    )
-    rate = mails / sending_seconds if sending_seconds else 0.0
-    print(f"  {rate:10,.1f} e-mails sent /s on one worker")
-    stages.report(sending_seconds, rest="the rest (citizen row, RQ, connecting)")
-    if rate:
-        print(
-            f"  all {planned:,} of the day on one worker: ~{planned / rate / 3600:.1f} h; "
-            f"{TARGET_CITIZENS / 1e6:.0f} M alerts: ~{TARGET_CITIZENS / rate / 3600:.1f} h"
-        )
-    print(f"  peak RSS after sending: {peak_rss_mb():.0f} MB{sending_peak()}")
-    if failed:
-        print(f"  FAILED JOBS: {failed}")
-    print(
-        f"\npeak RSS of this process (planning + sending, {citizens:,} citizens): "
-        f"{peak_rss_mb():.0f} MB (target < {TARGET_MEMORY_MB} MB)"
-    )
-    if args.explain:
-        plans += explain(app, captured, NEWS_QUERY)
-
-    for line in plans:
-        print(line)
-
-
-def fit_line(values: list[float]) -> tuple[float, float]:
-    """a, b of the least-squares line value = a + b * k through (1, values[0]), (2, ...)."""
-    if len(values) < 2:
-        return (values[0] if values else 0.0), 0.0
-    count = len(values)
-    mean_k = (count + 1) / 2
-    mean_value = sum(values) / count
-    spread = sum((k - mean_k) ** 2 for k in range(1, count + 1))
-    b = sum((k - mean_k) * (v - mean_value) for k, v in enumerate(values, start=1)) / spread
-    if b <= 0:  # no growth to be seen (few ranges, noise): a constant
-        return mean_value, 0.0
-    return mean_value - b * mean_k, b
+    return counts
 
 
 def work(app: Flask, redis: Redis, *, jobs: int, name: str) -> None:
-    """Run the next `jobs` jobs of the queue in a real eBox worker, then stop."""
+    """Run the next `jobs` jobs of the queue in a real eBox worker in this process, then stop."""
     worker = AppWorker(
         [Queue(QUEUE, connection=redis)],
         connection=redis,
@@ -277,14 +268,304 @@ def work(app: Flask, redis: Redis, *, jobs: int, name: str) -> None:
 
 
 def failures(jobs: Queue) -> list[str]:
+    """The jobs that failed, or failed and wait for a retry (removed, to be told once)."""
     registry = jobs.failed_job_registry
-    found = []
+    found = [f"{job_id}: waits for a retry" for job_id in jobs.scheduled_job_registry.get_job_ids()]
+    for job_id in jobs.scheduled_job_registry.get_job_ids():
+        jobs.scheduled_job_registry.remove(job_id)
     for job_id in registry.get_job_ids():
         job = jobs.fetch_job(job_id)
         info = (job.latest_result().exc_string or "") if job and job.latest_result() else ""
         found.append(f"{job_id}: {info.strip().splitlines()[-1:] or '?'}")
         registry.remove(job_id)
     return found
+
+
+def park(redis: Redis, jobs: Queue) -> None:
+    """Set the sending jobs aside; each phase takes its share back into the queue."""
+    redis.rename(jobs.key, PARKED)
+
+
+def unpark(redis: Redis, jobs: Queue, count: int) -> int:
+    ids = redis.lpop(PARKED, count) or []
+    if ids:
+        redis.rpush(jobs.key, *ids)
+    return len(ids)
+
+
+# --- sending, in worker processes ------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    workers: int
+    mails: int
+    seconds: float
+    # seconds: workers, postgresql, sink, others (the rest of the machine), disk wait (idle)
+    cpu: dict[str, float]
+    machine_busy: float  # cores busy on average
+    load: float
+    reports: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.mails / self.seconds if self.seconds else 0.0
+
+    def per_mail_ms(self, part: str) -> float:
+        return self.cpu[part] / self.mails * 1000 if self.mails else 0.0
+
+
+def send_phase(app: Flask, redis: Redis, jobs: Queue, sink: Sink, workers: int, args: Any) -> Phase:
+    """The next --send deliveries' jobs, run by `workers` worker processes side by side."""
+    batches = unpark(redis, jobs, -(-args.send // services.SEND_BATCH))
+    settings = worker_settings(app.config["EBOX"])
+    knobs = {"SMTP_CONNECTIONS": args.connections, "SEND_WINDOW": args.window}
+    context = multiprocessing.get_context("spawn")
+    ready, reports = context.Queue(), context.Queue()
+    go, leave = context.Event(), context.Event()
+    processes = [
+        context.Process(
+            target=worker_process,
+            args=(settings, f"w{number}", knobs, args.stages, ready, go, reports, leave),
+        )
+        for number in range(1, workers + 1)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        for _ in processes:
+            ready.get(timeout=120)
+        watched = {
+            "workers": [p.pid for p in processes if p.pid],
+            "postgresql": backends_of(app),
+            "sink": [sink.pid],
+        }
+        before, machine_before, accepted_before = cpu_of(watched), machine_jiffies(), sink.count()
+        started = time.perf_counter()
+        go.set()
+        done = collect(reports, processes, settings.instance_path)
+        seconds = time.perf_counter() - started
+        after, machine_after = cpu_of(watched), machine_jiffies()
+    finally:
+        leave.set()
+        for process in processes:
+            process.join(30)
+            if process.is_alive():
+                process.kill()
+    cpu = {part: (after[part] - before[part]) / CLOCK_TICKS for part in watched}
+    busy = (machine_after[0] - machine_before[0]) / CLOCK_TICKS
+    cpu["others"] = max(busy - sum(cpu.values()), 0.0)
+    cpu["disk wait"] = (machine_after[1] - machine_before[1]) / CLOCK_TICKS
+    phase = Phase(
+        workers=workers,
+        mails=sink.count() - accepted_before,
+        seconds=seconds,
+        cpu=cpu,
+        machine_busy=busy / seconds,
+        load=os.getloadavg()[0],
+        reports=done,
+    )
+    report_phase(phase, batches, args)
+    if failed := failures(jobs):
+        print(f"  FAILED JOBS: {failed}")
+        print(worker_errors(settings.instance_path))
+    return phase
+
+
+def worker_errors(folder: Path) -> str:
+    """The end of the first worker log that tells of an error."""
+    for log in sorted(folder.glob("worker-*.log")):
+        lines = log.read_text(errors="replace").splitlines()
+        if any("Traceback" in line for line in lines):
+            return "\n".join(f"  {line[:300]}" for line in lines[-25:])
+    return ""
+
+
+def collect(reports: Any, processes: list[Any], folder: Path) -> list[dict[str, Any]]:
+    """Each worker's report; a worker that died without one stops the benchmark."""
+    done: list[dict[str, Any]] = []
+    while len(done) < len(processes):
+        try:
+            done.append(reports.get(timeout=1))
+        except queue.Empty:
+            if any(process.exitcode is not None for process in processes):
+                raise RuntimeError(f"a worker died:\n{worker_errors(folder)}") from None
+    return done
+
+
+def worker_settings(settings: Settings) -> Settings:
+    """The application's settings, with the workers' connections named on PostgreSQL."""
+    url = make_url(settings.database_url).update_query_dict({"application_name": WORKER_NAME})
+    return Settings(
+        **{
+            **settings.__dict__,
+            "database_url": url.render_as_string(hide_password=False),
+        }
+    )
+
+
+def worker_process(
+    settings: Settings,
+    name: str,
+    knobs: dict[str, int],
+    stages_on: bool,
+    ready: Any,
+    go: Event,
+    reports: Any,
+    leave: Event,
+) -> None:
+    """One eBox worker, as worker.py runs it, until the queue is empty; reports what it did."""
+    log_file = settings.instance_path / f"worker-{name}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        os.dup2(log.fileno(), 2)  # the production logging (INFO), kept out of the console
+    app = create_app(settings)
+    for attribute, value in knobs.items():
+        setattr(services, attribute, value)
+    with app.app_context():
+        db.session.execute(text("SELECT 1"))  # the connection (and its backend) exist before
+        db.session.remove()
+    connection = Redis.from_url(settings.redis_url)
+    worker = AppWorker(
+        [Queue(QUEUE, connection=connection)], connection=connection, app=app, name=name
+    )
+    stages = Stages()
+    ready.put(os.getpid())
+    go.wait()
+    with stages.timing(SENDING_STAGES if stages_on else ()):
+        worker.work(burst=True, logging_level="INFO")
+    reports.put(
+        {
+            "name": name,
+            "peak_rss_mb": peak_rss_mb(),
+            "seconds": dict(stages.seconds),
+            "cpu": dict(stages.cpu_seconds),
+            "calls": dict(stages.calls),
+            "order": stages.order,
+        }
+    )
+    leave.wait(600)
+
+
+def report_phase(phase: Phase, batches: int, args: Any) -> None:
+    per_worker = phase.rate / phase.workers
+    workers = "1 worker" if phase.workers == 1 else f"{phase.workers} workers"
+    print(
+        f"\nsending, {workers} ({batches} jobs, {args.connections} SMTP connections and windows "
+        f"of {args.window} per worker): {phase.mails:,} e-mails in {phase.seconds:.1f} s"
+    )
+    print(f"  {phase.rate:10,.0f} e-mails sent /s ({per_worker:,.0f} per worker)")
+    parts = ("workers", "postgresql", "sink")
+    print(
+        "  CPU per e-mail: "
+        + ", ".join(f"{part} {phase.per_mail_ms(part):.3f} ms" for part in parts)
+        + f"; together {sum(phase.per_mail_ms(part) for part in parts):.3f} ms"
+    )
+    print(
+        f"  the machine meanwhile: {phase.machine_busy:.2f} of {os.cpu_count()} cores busy, "
+        f"{phase.cpu['others'] / phase.seconds:.2f} of them other work, "
+        f"{phase.cpu['disk wait'] / phase.seconds:.2f} idle waiting for the disk; "
+        f"load average {phase.load:.1f}"
+    )
+    if args.stages:
+        report_stages(phase)
+    rss = ", ".join(f"{r['peak_rss_mb']:.0f}" for r in phase.reports)
+    print(f"  peak RSS per worker: {rss} MB (target < {TARGET_MEMORY_MB} MB)")
+
+
+def report_stages(phase: Phase) -> None:
+    """Where the workers' time goes, per e-mail, summed over the workers."""
+    seconds: Counter[str] = Counter()
+    cpu: Counter[str] = Counter()
+    for report in phase.reports:
+        seconds.update(report["seconds"])
+        cpu.update(report["cpu"])
+    order = phase.reports[0]["order"]
+    width = max(len(label) for label in order)
+    mails = phase.mails or 1
+    worker_seconds = phase.seconds * phase.workers
+    print(f"  where a worker's time goes, per e-mail ({'wall':>8} {'CPU':>8}):")
+    for label in order:
+        print(
+            f"    {label:{width}} {seconds[label] / mails * 1000:8.3f} "
+            f"{cpu[label] / mails * 1000:8.3f} ms"
+        )
+    outside = worker_seconds - sum(seconds[label] for label in order if label[0] != " ")
+    print(f"    {'the rest (RQ, Redis, connecting)':{width}} {outside / mails * 1000:8.3f} ms")
+
+
+def report_phases(phases: list[Phase], planned: int) -> None:
+    print(
+        "\n| workers | e-mails/s | per worker | CPU ms per e-mail: workers, PostgreSQL, sink "
+        "| machine busy (others) | ratio |"
+    )
+    print("|---|---|---|---|---|---|")
+    first = next((phase for phase in phases if phase.workers == 1), phases[0])
+    for phase in phases:
+        cpu = ", ".join(f"{phase.per_mail_ms(p):.3f}" for p in ("workers", "postgresql", "sink"))
+        print(
+            f"| {phase.workers} | {phase.rate:,.0f} | {phase.rate / phase.workers:,.0f} | {cpu} "
+            f"| {phase.machine_busy:.2f} ({phase.cpu['others'] / phase.seconds:.2f}) "
+            f"| {phase.rate / first.rate:.2f}x |"
+        )
+    cores = os.cpu_count() or 1
+    for phase in phases:
+        cpu_ms = sum(phase.per_mail_ms(p) for p in ("workers", "postgresql", "sink"))
+        ceiling = cores / cpu_ms * 1000 if cpu_ms else 0.0
+        print(
+            f"{phase.workers} worker(s): {phase.rate * cpu_ms / 1000:.2f} cores kept busy "
+            f"(workers, their PostgreSQL backends, the sink); at {cpu_ms:.3f} ms of CPU per "
+            f"e-mail, {cores} cores send at most {ceiling:,.0f}/s with nothing else running"
+        )
+    per_worker = first.rate / first.workers
+    if per_worker:
+        minutes = TARGET_CITIZENS / (per_worker * TARGET_WORKERS) / 60
+        cpu_ms = sum(first.per_mail_ms(p) for p in ("workers", "postgresql", "sink"))
+        print(
+            f"\n{TARGET_CITIZENS / 1e6:.0f} M alerts on {TARGET_WORKERS} workers at "
+            f"{per_worker:,.0f} e-mails/s each: ~{minutes:.1f} min (target < {TARGET_MINUTES} "
+            f"min, >= {TARGET_PER_WORKER:,}/s per worker); CPU they need: "
+            f"{TARGET_CITIZENS * cpu_ms / 1000 / 60:.0f} core-minutes; "
+            f"all {planned:,} of this day on one worker: ~{planned / per_worker / 60:.1f} min"
+        )
+
+
+# --- CPU time, from /proc ---------------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_jiffies(pid: int) -> int:
+    """User and system time of a process so far, in clock ticks (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def cpu_of(watched: dict[str, list[int]]) -> dict[str, int]:
+    return {part: sum(process_jiffies(pid) for pid in pids) for part, pids in watched.items()}
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """Busy time of all the machine's cores so far, and their time idle waiting for a disk."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(values) - values[3] - values[4], values[4]
+
+
+def backends_of(app: Flask) -> list[int]:
+    """The PostgreSQL backends serving the worker processes."""
+    with app.app_context():
+        pids = db.session.scalars(
+            text(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = :name"
+            ),
+            {"name": WORKER_NAME},
+        ).all()
+        db.session.remove()
+    return list(pids)
 
 
 # --- where the time goes ---------------------------------------------------------------------
@@ -298,21 +579,23 @@ PLANNING_STAGES = (
     ("enqueue (RQ, Redis)", Queue, "enqueue"),
 )
 SENDING_STAGES = (
-    ("claim (read, lock, checks, UPDATE, commit)", services, "_claim"),
-    ("news_of (3 queries)", services, "news_of"),
-    ("render_alert (2 templates)", services, "render_alert"),
-    ("Mailer.send", Mailer, "send"),
-    ("  build_message (EmailMessage)", mail_services, "build_message"),
-    ("  SMTP (MAIL, RCPT, DATA)", Mailer, "_deliver"),
-    ("finish (outcome and watermarks, commit)", services, "_finish"),
+    ("claim_window (lock, claim, news, commit)", services, "claim_window"),
+    ("  alerts_to_send (the news query)", claims, "alerts_to_send"),
+    ("compose (per e-mail)", AlertLetters, "compose"),
+    ("  render (a kept frame, or 2 templates)", AlertLetters, "render"),
+    ("  compose_message (MIME)", mail_services, "compose_message"),
+    ("SMTP (replies, writes; waits)", mail_services._Connection, "step"),
+    ("record_outcomes (lock, UPDATEs, commit)", services, "record_outcomes"),
+    ("  commits of the two above (the claim's waits for the disk)", transactions, "commit"),
 )
 
 
 class Stages:
-    """Seconds spent in each timed function, and the calls made."""
+    """Seconds (wall and CPU) spent in each timed function, and the calls made."""
 
     def __init__(self) -> None:
         self.seconds: Counter[str] = Counter()
+        self.cpu_seconds: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
         self.durations: dict[str, list[float]] = {}
         self.order: list[str] = []
@@ -334,7 +617,7 @@ class Stages:
     def _timed(self, label: str, function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             try:
                 result = function(*args, **kwargs)
                 if isinstance(result, Iterator):
@@ -343,6 +626,7 @@ class Stages:
             finally:
                 seconds = time.perf_counter() - started
                 self.seconds[label] += seconds
+                self.cpu_seconds[label] += time.process_time() - started_cpu
                 self.calls[label] += 1
                 self.durations.setdefault(label, []).append(seconds)
 
@@ -366,11 +650,13 @@ class Stages:
 
 PLANNING_INSERT = "planning INSERT (the first range)"
 RANGE_IDS = "deliveries_to_send: the ids of a range (the first)"
-NEWS_QUERY = "news_of: documents by sender (the first alert)"
+CLAIM = "claim_window: the claim (a window of planned deliveries)"
+NEWS_QUERY = "claim_window: the news of the window (alerts_to_send)"
 WATCHED = {
-    PLANNING_INSERT: "INSERT INTO alert_deliveries",
-    RANGE_IDS: "SELECT alert_deliveries.id",
-    NEWS_QUERY: "SELECT senders.name",
+    PLANNING_INSERT: ("INSERT INTO alert_deliveries", ""),
+    RANGE_IDS: ("SELECT alert_deliveries.id", "ORDER BY"),
+    CLAIM: ("UPDATE alert_deliveries", "claimed_at"),
+    NEWS_QUERY: ("SELECT alert_deliveries.id, citizens.email", ""),
 }
 
 
@@ -382,11 +668,43 @@ def capture_statements(app: Flask) -> dict[str, tuple[str, Any]]:
 
     @event.listens_for(engine, "before_cursor_execute")
     def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        for label, start in WATCHED.items():
-            if label not in captured and statement.lstrip().startswith(start):
+        for label, (start, part) in WATCHED.items():
+            seen = label in captured
+            if not seen and statement.lstrip().startswith(start) and part in statement:
                 captured[label] = (statement, parameters)
 
     return captured
+
+
+def explain_window(
+    app: Flask, captured: dict[str, tuple[str, Any]], day: Any, window: int
+) -> list[str]:
+    """A window of planned deliveries claimed in this process and rolled back, for its
+    statements; then their plans (the claim on the rows still planned)."""
+    with app.app_context():
+        ids = db.session.scalars(
+            select(AlertDelivery.id)
+            .where(AlertDelivery.day == day, AlertDelivery.status == PLANNED)
+            .order_by(AlertDelivery.id)
+            .limit(window)
+        ).all()
+        if not ids:
+            return []
+        with patched(transactions, "commit", db.session.flush):
+            services.claim_window(list(ids), services.SendOutcome())
+        db.session.rollback()
+        db.session.remove()
+    return explain(app, captured, CLAIM) + explain(app, captured, NEWS_QUERY)
+
+
+@contextlib.contextmanager
+def patched(owner: Any, name: str, replacement: Any) -> Iterator[None]:
+    original = getattr(owner, name)
+    setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
 
 
 def explain(
@@ -612,7 +930,44 @@ def naive(moment: datetime) -> datetime:
 
 
 @contextlib.contextmanager
-def smtp_sink() -> Iterator[tuple[int, Synchronized[int]]]:
+def redis_server(folder: Path) -> Iterator[str]:
+    """A redis-server of this run alone, on a free loopback port, without persistence."""
+    binary = shutil.which("redis-server")
+    assert binary is not None, "redis-server is missing: scripts/services installs it"
+    port = free_port()
+    options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(  # noqa: S603 (our own arguments)
+        [binary, *options, "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = Redis.from_url(url, socket_connect_timeout=0.5)
+        for _ in range(200):
+            with contextlib.suppress(RedisConnectionError):
+                client.ping()
+                break
+            time.sleep(0.05)
+        client.close()
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@dataclass
+class Sink:
+    port: int
+    pid: int
+    accepted: Synchronized[int]
+
+    def count(self) -> int:
+        return int(self.accepted.value)
+
+
+@contextlib.contextmanager
+def smtp_sink() -> Iterator[Sink]:
     """An SMTP server on loopback, in a process of its own, that counts the messages it takes."""
     context = multiprocessing.get_context("spawn")
     port = free_port()
@@ -620,30 +975,89 @@ def smtp_sink() -> Iterator[tuple[int, Synchronized[int]]]:
     ready, stop = context.Event(), context.Event()
     process = context.Process(target=serve_smtp, args=(port, accepted, ready, stop), daemon=True)
     process.start()
-    if not ready.wait(30):
+    if not ready.wait(30) or process.pid is None:
         process.kill()
         raise RuntimeError("the SMTP server did not start")
     try:
-        yield port, accepted
+        yield Sink(port=port, pid=process.pid, accepted=accepted)
     finally:
         stop.set()
         process.join(10)
 
 
 def serve_smtp(port: int, accepted: Synchronized[int], ready: Event, stop: Event) -> None:
-    from aiosmtpd.controller import Controller
+    """A lean SMTP server (asyncio): it offers PIPELINING, answers every command at once and
+    keeps nothing of the messages, so that its own cost per message stays small and visible."""
+    import asyncio
 
-    class Counting:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            with accepted.get_lock():
-                accepted.value += 1
-            return "250 Message accepted for delivery"
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: SinkSession(accepted), "127.0.0.1", port)
+        ready.set()
+        await loop.run_in_executor(None, stop.wait)
+        server.close()
 
-    controller = Controller(Counting(), hostname="127.0.0.1", port=port)
-    controller.start()
-    ready.set()
-    stop.wait()
-    controller.stop()
+    asyncio.run(serve())
+
+
+class SinkSession:
+    """One client's SMTP session in the sink: commands line by line, DATA up to its end."""
+
+    def __init__(self, accepted: Synchronized[int]) -> None:
+        self.accepted = accepted
+        self.buffer = b""
+        self.in_data = False
+        self.quitting = False
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.write(b"220 sink ESMTP\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        replies = []
+        while reply := self._next_reply():
+            replies.append(reply)
+        if replies:
+            self.transport.write(b"".join(replies))
+        if self.quitting:
+            self.transport.close()
+
+    def _next_reply(self) -> bytes:
+        """The reply to the next complete command (or message) in the buffer, if any."""
+        if self.in_data:
+            if self.buffer.startswith(b".\r\n"):
+                end = 3
+            elif (found := self.buffer.find(b"\r\n.\r\n")) >= 0:
+                end = found + 5
+            else:
+                return b""
+            self.buffer = self.buffer[end:]
+            self.in_data = False
+            with self.accepted.get_lock():
+                self.accepted.value += 1
+            return b"250 accepted\r\n"
+        line, found, self.buffer = self.buffer.partition(b"\r\n")
+        if not found:
+            self.buffer = line
+            return b""
+        verb = line[:4].upper()
+        if verb == b"EHLO":
+            return b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+        if verb == b"DATA":
+            self.in_data = True
+            return b"354 go ahead\r\n"
+        if verb == b"QUIT":
+            self.quitting = True
+            return b"221 bye\r\n"
+        return b"250 ok\r\n"
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.transport = None
+
+    def eof_received(self) -> bool:
+        return False
 
 
 def quiet_logging() -> None:

@@ -2,7 +2,8 @@
 
 The unique (citizen, day) delivery row is what makes "at most one alert per citizen per day" hold
 across repeated runs, crashes and several workers: a delivery is claimed (planned -> sending) in
-its own committed transaction before the mail goes out, and is never claimed twice.
+a committed transaction before the mail goes out, and is never claimed twice (how, and what a
+killed worker leaves behind: ebox.alerts.services).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from ebox.db_types import UTCDateTime, utcnow
 from ebox.extensions import Model
 
 # planned: chosen, not yet sent. sending: claimed by a worker; if that worker died before it
-# recorded the outcome, nobody knows whether the mail left: it is not sent again that day, and
-# the next alert covers its news. sent. failed: the mail server refused it (retried with back-off).
-# skipped: the news was read before the mail went out.
+# recorded the outcome (or the connection broke after the mail's content left), nobody knows
+# whether the mail left: it is not sent again that day, and the next alert covers its news.
+# sent. failed: the mail server refused it (retried with back-off). skipped: the news was read
+# before the mail went out, or a later alert of the citizen tells it.
 PLANNED, SENDING, SENT, FAILED, SKIPPED = "planned", "sending", "sent", "failed", "skipped"
 DELIVERY_STATUSES = (PLANNED, SENDING, SENT, FAILED, SKIPPED)
 
@@ -39,7 +41,8 @@ class AlertDelivery(Model):
     __tablename__ = "alert_deliveries"
     __table_args__ = (
         UniqueConstraint("citizen_id", "day", name="uq_alert_deliveries_citizen_day"),
-        Index("ix_alert_deliveries_day_status", "day", "status"),
+        # A sending job's range of citizens among the day's deliveries still to send.
+        Index("ix_alert_deliveries_day_status_citizen", "day", "status", "citizen_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

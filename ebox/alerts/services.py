@@ -5,39 +5,52 @@ every citizen with a confirmed address and news (unread, unhidden documents publ
 last alert, or whose deletion came within the warning window since then). No citizen is loaded
 into Python to decide it, so memory does not grow with the number of citizens.
 
-Sending works through delivery rows in small batches. Each delivery is claimed in its own
-committed transaction before its mail goes out and marked sent after, so no second worker, rerun
-or retry can send it again (so these services commit between their steps, through
-ebox.transactions: decision 0008). A worker killed in between leaves it "sending": not resent
-that day, and, because the citizen's watermarks move only when an alert is sent, announced the
-next day.
+Sending works through a job's deliveries a window of SEND_WINDOW at a time, in two committed
+transactions per window (so these services commit between their steps, through
+ebox.transactions: decision 0008):
+
+1. claim_window: the window's deliveries still to send go planned -> sending in one UPDATE ...
+   RETURNING, and what they will say is read in one query. Committed before any e-mail leaves:
+   no second worker, rerun or retry can claim them again.
+2. The e-mails go out over SMTP_CONNECTIONS connections, pipelined (ebox.mail.services).
+3. record_outcomes, once the mail server has answered for every e-mail of the window: sent, with
+   the citizens' watermarks in the same transaction (they move only with a sent alert); failed
+   when the server refused (RQ retries the job, on that day only); or left "sending" when a
+   connection broke after the content left, since the server may have taken it.
+
+So a citizen never gets two alerts on one day, whatever crashes, reruns, retries or workers.
+A worker killed (SIGKILL) between the claim and the record of a window leaves that window
+"sending": nobody knows which of its e-mails left, so none of them is sent again that day, and,
+because the watermarks did not move, the next day's alert announces their news. That bounds the
+deliveries a kill leaves in doubt: at most SEND_WINDOW (100) per worker killed, the e-mails the
+worker had claimed for its SMTP connections. Of these, at most one per connection had been
+sent without an answer yet; the others had been accepted by the server, or not sent at all.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from flask_babel import lazy_gettext as _l
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, update
+from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ebox import transactions
 from ebox.accounts.models import Citizen
-from ebox.alerts.models import FAILED, PLANNED, SENDING, SENT, SKIPPED, AlertDelivery, AlertRun
+from ebox.alerts.claims import SendOutcome, claim_window, record_outcomes
+from ebox.alerts.letters import AlertLetters
+from ebox.alerts.models import FAILED, PLANNED, AlertDelivery, AlertRun
+from ebox.alerts.queries import still_news
 from ebox.config import Settings, current_settings
 from ebox.db_types import PLATFORM_TIMEZONE, UTCDateTime, utcnow
 from ebox.extensions import db
-from ebox.mail.services import MailDeliveryError, Mailer, RenderedEmail, render_email
+from ebox.mail.services import Mailer
 from ebox.mailbox.models import Document
-from ebox.senders.models import Sender
-
-log = logging.getLogger(__name__)
 
 CHUNK_CITIZENS = 10_000  # citizen ids planned by one job
-SEND_BATCH = 200  # deliveries sent by one job, over one SMTP connection
+SEND_BATCH = 1_000  # deliveries sent by one job
+SEND_WINDOW = 100  # deliveries claimed together: the most a killed worker leaves in doubt
+SMTP_CONNECTIONS = 4  # per worker, shared by the window's e-mails
 
 
 def platform_today(now: datetime | None = None) -> date:
@@ -97,7 +110,7 @@ def plan_range(run: AlertRun, first_id: int, end_id: int, settings: Settings) ->
             Citizen.id < end_id,
             Citizen.email_confirmed_at.is_not(None),
             Citizen.email.is_not(None),
-            _still_news(cutoff),
+            still_news(cutoff),
             or_(is_new, is_expiring),
         )
         .group_by(Citizen.id)
@@ -124,7 +137,8 @@ def plan_range(run: AlertRun, first_id: int, end_id: int, settings: Settings) ->
 
 
 def deliveries_to_send(day: date, first_id: int, end_id: int) -> Iterator[list[int]]:
-    """The ids of the range's deliveries still to send (or to retry), in batches of SEND_BATCH."""
+    """The ids of the range's deliveries still to send (or to retry), in batches of SEND_BATCH.
+    The (day, status, citizen_id) index gives exactly the range's rows."""
     ids = db.session.scalars(
         select(AlertDelivery.id)
         .where(
@@ -139,214 +153,18 @@ def deliveries_to_send(day: date, first_id: int, end_id: int) -> Iterator[list[i
         yield list(ids[start : start + SEND_BATCH])
 
 
-@dataclass
-class SendOutcome:
-    sent: int = 0
-    skipped: int = 0
-    failed: list[int] = field(default_factory=list)  # refused by the mail server: retried
-    unknown: list[int] = field(default_factory=list)  # may have left: not resent today
-
-    def add(self, other: SendOutcome) -> None:
-        self.sent += other.sent
-        self.skipped += other.skipped
-        self.failed += other.failed
-        self.unknown += other.unknown
-
-
 def send_deliveries(delivery_ids: list[int], *, settings: Settings) -> SendOutcome:
-    """Send each delivery that nobody has claimed yet (or that the server refused today)."""
+    """Send each delivery that nobody has claimed yet (or that the server refused today), a
+    window at a time, over SMTP_CONNECTIONS connections kept open for the whole batch."""
     outcome = SendOutcome()
-    with Mailer(settings) as mailer:
-        for delivery_id in delivery_ids:
-            delivery = _claim(delivery_id, outcome)
-            if delivery is None:
-                continue
-            _send_one(delivery, mailer, settings, outcome)
+    with Mailer(settings, connections=SMTP_CONNECTIONS) as mailer:
+        letters = AlertLetters(mailer, portal_url=settings.public_url + "/")
+        for start in range(0, len(delivery_ids), SEND_WINDOW):
+            alerts = claim_window(delivery_ids[start : start + SEND_WINDOW], outcome)
+            if alerts:
+                results = mailer.send_all(letters.compose(alert) for alert in alerts)
+                record_outcomes(results, outcome)
     return outcome
-
-
-@dataclass(frozen=True)
-class News:
-    new: list[tuple[str, int]]  # (sender name, documents) published since the last alert
-    expiring: list[tuple[str, int]]  # (sender name, documents) soon deleted unread
-    first_deletion: date | None
-
-
-def news_of(delivery: AlertDelivery, citizen: Citizen, now: datetime) -> News:
-    """What the alert says, read when it is sent: a document read meanwhile is no news."""
-
-    def by_sender(*window: ColumnElement[bool]) -> list[tuple[str, int]]:
-        rows = db.session.execute(
-            select(Sender.name, func.count(Document.id))
-            .join(Sender, Sender.id == Document.sender_id)
-            .where(
-                Document.recipient_national_number == citizen.national_number,
-                _still_news(now),
-                *window,
-            )
-            .group_by(Sender.name)
-            .order_by(Sender.name)
-        ).all()
-        return [(name, int(count)) for name, count in rows]
-
-    expiring_window = (
-        Document.expires_at > delivery.expiry_after,
-        Document.expires_at <= delivery.expiry_until,
-    )
-    first = db.session.scalar(
-        select(func.min(Document.expires_at)).where(
-            Document.recipient_national_number == citizen.national_number,
-            _still_news(now),
-            *expiring_window,
-        )
-    )
-    return News(
-        new=by_sender(
-            Document.published_at > delivery.news_after,
-            Document.published_at <= delivery.cutoff_at,
-        ),
-        expiring=by_sender(*expiring_window),
-        first_deletion=platform_today(first) if first is not None else None,
-    )
-
-
-def _still_news(now: datetime) -> ColumnElement[bool]:
-    return and_(
-        Document.read_at.is_(None),
-        Document.hidden_at.is_(None),
-        Document.deleted_at.is_(None),
-        Document.expires_at > now,
-    )
-
-
-def _claim(delivery_id: int, outcome: SendOutcome) -> AlertDelivery | None:
-    """Take the delivery for this worker, committed before anything is sent; None if it is not
-    to be sent (already taken, or superseded: then it is marked skipped)."""
-    delivery = db.session.get(AlertDelivery, delivery_id)
-    if delivery is None:
-        return None
-    # One claim at a time per citizen (PostgreSQL; SQLite has a single writer anyway), so the
-    # checks below and the claim see the same state.
-    _lock(Citizen, delivery.citizen_id)
-    claimable = and_(
-        AlertDelivery.id == delivery_id,
-        or_(
-            AlertDelivery.status == PLANNED,
-            # A refused mail is retried on its own day only: the next day has its own alert.
-            and_(AlertDelivery.status == FAILED, AlertDelivery.day == platform_today()),
-        ),
-    )
-    reason = _superseded(delivery)
-    values: dict[str, object] = (
-        {"status": SKIPPED, "finished_at": utcnow(), "last_error": reason}
-        if reason
-        else {"status": SENDING, "claimed_at": utcnow(), "attempts": AlertDelivery.attempts + 1}
-    )
-    claimed = _rowcount(db.session.execute(update(AlertDelivery).where(claimable).values(values)))
-    transactions.commit()
-    if not claimed:
-        return None
-    if reason:
-        outcome.skipped += 1
-        return None
-    return db.session.get(AlertDelivery, delivery_id)
-
-
-def _superseded(delivery: AlertDelivery) -> str | None:
-    """Why a late delivery must not go out: a newer alert of the citizen tells the same news."""
-    newer = db.session.scalar(
-        select(AlertDelivery.id)
-        .where(AlertDelivery.citizen_id == delivery.citizen_id, AlertDelivery.day > delivery.day)
-        .limit(1)
-    )
-    if newer is not None:
-        return "superseded by a later day's alert"
-    news_until, expiry_until = db.session.execute(
-        select(Citizen.alerted_news_until, Citizen.alerted_expiry_until).where(
-            Citizen.id == delivery.citizen_id
-        )
-    ).one()
-    if (
-        news_until is not None
-        and expiry_until is not None
-        and news_until >= delivery.cutoff_at
-        and expiry_until >= delivery.expiry_until
-    ):
-        return "its news was already announced"
-    return None
-
-
-def _lock(model: type[Citizen], row_id: int) -> None:
-    if db.engine.dialect.name == "postgresql":
-        db.session.execute(select(model.id).where(model.id == row_id).with_for_update())
-
-
-def _send_one(
-    delivery: AlertDelivery, mailer: Mailer, settings: Settings, outcome: SendOutcome
-) -> None:
-    citizen = db.session.get(Citizen, delivery.citizen_id)
-    news = news_of(delivery, citizen, utcnow()) if citizen and citizen.email else None
-    if citizen is None or news is None or not (news.new or news.expiring):
-        _finish(delivery, SKIPPED)
-        outcome.skipped += 1
-        return
-    message = render_alert(citizen, news, settings)
-    try:
-        mailer.send(
-            to=citizen.email or "",
-            subject=message.subject,
-            text=message.text,
-            html=message.html,
-            language=citizen.language,
-        )
-    except MailDeliveryError as exc:
-        if exc.may_have_been_delivered:
-            outcome.unknown.append(delivery.id)
-            log.error("alert %s: the mail server may have taken it; not resent today", delivery.id)
-            _note_error(delivery, str(exc))  # stays "sending"
-        else:
-            outcome.failed.append(delivery.id)
-            _finish(delivery, FAILED, error=str(exc))
-        return
-    # The next alert starts where this one ended, committed with the outcome: a crash cannot
-    # leave a sent alert whose news would be announced again.
-    citizen.alerted_news_until = _later(citizen.alerted_news_until, delivery.cutoff_at)
-    citizen.alerted_expiry_until = _later(citizen.alerted_expiry_until, delivery.expiry_until)
-    _finish(delivery, SENT)
-    outcome.sent += 1
-
-
-def _later(current: datetime | None, candidate: datetime) -> datetime:
-    return candidate if current is None or candidate > current else current
-
-
-def _finish(delivery: AlertDelivery, status: str, *, error: str | None = None) -> None:
-    delivery.status = status
-    delivery.finished_at = utcnow()
-    delivery.last_error = error[:300] if error else None
-    transactions.commit()
-
-
-def _note_error(delivery: AlertDelivery, error: str) -> None:
-    delivery.last_error = error[:300]
-    transactions.commit()
-
-
-def render_alert(citizen: Citizen, news: News, settings: Settings) -> RenderedEmail:
-    if news.new and news.expiring:
-        subject = _l("News and documents soon deleted in your eBox")
-    elif news.new:
-        subject = _l("You have new documents in your eBox")
-    else:
-        subject = _l("Unread documents in your eBox will soon be deleted")
-    return render_email(
-        "alert",
-        subject=subject,
-        language=citizen.language,
-        citizen=citizen,
-        news=news,
-        portal_url=settings.public_url + "/",
-    )
 
 
 def delivery_counts(day: date) -> dict[str, int]:

@@ -1,1 +1,1 @@
-from tests.mail.smtp_server import smtp_server  # noqa: F401
+from tests.mail.smtp_server import picky_server, smtp_server  # noqa: F401
