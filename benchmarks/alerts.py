@@ -87,6 +87,7 @@ from ebox.db_types import utcnow
 from ebox.extensions import db
 from ebox.jobs import QUEUE, AppWorker
 from ebox.mail import services as mail_services
+from ebox.mail import smtp as mail_smtp
 
 SENDERS = 12
 TARGET_CITIZENS = 3_000_000
@@ -584,7 +585,7 @@ SENDING_STAGES = (
     ("compose (per e-mail)", AlertLetters, "compose"),
     ("  render (a kept frame, or 2 templates)", AlertLetters, "render"),
     ("  compose_message (MIME)", mail_services, "compose_message"),
-    ("SMTP (replies, writes; waits)", mail_services._Connection, "step"),
+    ("SMTP (replies, writes; waits)", mail_smtp._Connection, "step"),
     ("record_outcomes (lock, UPDATEs, commit)", services, "record_outcomes"),
     ("  commits of the two above (the claim's waits for the disk)", transactions, "commit"),
 )

@@ -26,7 +26,7 @@ from ebox.alerts.queries import (
 )
 from ebox.db_types import PLATFORM_TIMEZONE, utcnow
 from ebox.extensions import db
-from ebox.mail.services import MailResult
+from ebox.mail.smtp import MailResult
 
 log = logging.getLogger(__name__)
 

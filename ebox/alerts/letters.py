@@ -18,7 +18,9 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import escape
 
 from ebox.alerts.queries import Alert, News, Recipient
-from ebox.mail.services import Mailer, OutgoingMail, RenderedEmail, mail_templates
+from ebox.mail.messages import RenderedEmail, mail_templates
+from ebox.mail.services import Mailer
+from ebox.mail.smtp import OutgoingMail
 
 # By (has new documents, has documents soon deleted).
 SUBJECTS = {

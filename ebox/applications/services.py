@@ -35,7 +35,8 @@ from ebox.audit.services import Actor, record_event
 from ebox.config import LANGUAGES, current_settings
 from ebox.db_types import utcnow
 from ebox.extensions import db
-from ebox.mail.services import queue_email, render_email
+from ebox.mail.messages import render_email
+from ebox.mail.services import queue_email
 from ebox.senders import services as senders
 from ebox.senders.certificates import CertificateInfo, parse_certificate
 from ebox.senders.models import Sender

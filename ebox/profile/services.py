@@ -20,7 +20,8 @@ from ebox.accounts.models import Citizen
 from ebox.config import LANGUAGES, current_settings
 from ebox.db_types import utcnow
 from ebox.extensions import db
-from ebox.mail.services import queue_email, render_email, send_email
+from ebox.mail.messages import render_email
+from ebox.mail.services import queue_email, send_email
 from ebox.national_number import mask
 from ebox.profile import queries
 from ebox.profile.models import EmailChallenge

@@ -37,7 +37,7 @@ from ebox.accounts.sessions import (
 )
 from ebox.config import current_settings
 from ebox.db_types import utcnow
-from ebox.mail.services import MailDeliveryError
+from ebox.mail.smtp import MailDeliveryError
 from ebox.profile import queries, services
 from ebox.profile.forms import (
     CodeForm,

@@ -12,7 +12,8 @@ from aiosmtpd.smtp import AuthResult
 
 from ebox import transactions
 from ebox.mail.queries import capture_folder
-from ebox.mail.services import MailDeliveryError, parse_smtp_url, queue_email, send_email
+from ebox.mail.services import queue_email, send_email
+from ebox.mail.smtp import MailDeliveryError, parse_smtp_url
 from tests.mail.smtp_server import Received, free_port, text_of
 
 

@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 from flask import Flask
 
-from ebox.mail.services import Mailer, MailResult, OutgoingMail
+from ebox.mail.services import Mailer
+from ebox.mail.smtp import MailResult, OutgoingMail
 from tests.mail.smtp_server import PickyServer, text_of
 
 ADDRESSES = [f"citizen{n}@example.org" for n in range(1, 31)]
