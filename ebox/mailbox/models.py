@@ -47,6 +47,49 @@ class Document(Model):
             postgresql_where=text("deleted_at IS NOT NULL AND storage_key IS NOT NULL"),
             sqlite_where=text("deleted_at IS NOT NULL AND storage_key IS NOT NULL"),
         ),
+        # The inbox (ebox.mailbox.queries, decision 0015): a partial index per list, in the
+        # list's order (read backwards), carrying the columns its filters read, so that a
+        # page, a count or the senders come from the index alone and stop early.
+        Index(
+            "ix_documents_inbox",
+            *("recipient_national_number", "published_at", "id"),
+            # The title too: a search of the inbox for frequent words reads the index alone.
+            postgresql_include=["expires_at", "title"],
+            postgresql_where=text("deleted_at IS NULL AND hidden_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL AND hidden_at IS NULL"),
+        ),
+        Index(
+            "ix_documents_archive",
+            *("recipient_national_number", "published_at", "id"),
+            postgresql_include=["expires_at"],
+            postgresql_where=text("deleted_at IS NULL AND hidden_at IS NOT NULL"),
+            sqlite_where=text("deleted_at IS NULL AND hidden_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_documents_unread",
+            *("recipient_national_number", "published_at", "id"),
+            postgresql_include=["expires_at", "hidden_at"],
+            postgresql_where=text("deleted_at IS NULL AND read_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL AND read_at IS NULL"),
+        ),
+        Index(
+            "ix_documents_by_sender",
+            *("recipient_national_number", "sender_id", "published_at", "id"),
+            postgresql_include=["expires_at", "hidden_at", "read_at"],
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
+        # Search in titles: trigrams, so that ILIKE '%words%' finds rare words without reading
+        # the mailbox (PostgreSQL only; pg_trgm, and btree_gin for the national number).
+        Index(
+            "ix_documents_title_search",
+            "recipient_national_number",
+            "title",
+            postgresql_using="gin",
+            postgresql_ops={"title": "gin_trgm_ops"},
+            postgresql_with={"fastupdate": "off"},
+            postgresql_where=text("deleted_at IS NULL"),
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)

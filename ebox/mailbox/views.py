@@ -6,11 +6,15 @@ probed; the attempt is logged as a warning.
 
 from __future__ import annotations
 
+import functools
 import logging
 import unicodedata
 import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
 from typing import Any
 
+from babel import dates as babel_dates
 from flask import (
     Blueprint,
     Response,
@@ -24,11 +28,11 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_babel import format_decimal, get_locale
+from flask_babel import format_decimal, get_locale, get_timezone
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from ebox.accounts.models import WebSession
+from ebox.accounts.models import Citizen, WebSession
 from ebox.accounts.sessions import current_citizen, login_required
 from ebox.config import current_settings
 from ebox.db_types import utcnow
@@ -36,7 +40,7 @@ from ebox.evidence.xml import RecipientAuthentication
 from ebox.mailbox import queries, services
 from ebox.mailbox.forms import SHOW_ARCHIVE, SHOW_INBOX, InboxFilterForm
 from ebox.mailbox.models import Document
-from ebox.mailbox.queries import InboxFilter
+from ebox.mailbox.queries import InboxFilter, InboxPage, InboxRow
 from ebox.storage.services import open_content
 from ebox.web import is_htmx, render_page_or_fragment
 
@@ -71,7 +75,8 @@ def _page_number() -> int:
 def inbox() -> ResponseReturnValue:
     citizen = current_citizen()
     now = utcnow()
-    form = InboxFilterForm(request.args, queries.senders_of(citizen, now=now))
+    senders = _senders_to_offer(citizen, now=now)
+    form = InboxFilterForm(request.args, senders or [])
     wanted = form.to_filter(page=_page_number())
     documents = queries.inbox_page(
         citizen, wanted, now=now, size=current_settings().inbox_page_size
@@ -84,9 +89,30 @@ def inbox() -> ResponseReturnValue:
         documents=documents,
         filter_args=_filter_args(wanted),
         view=SHOW_ARCHIVE if wanted.show_hidden else SHOW_INBOX,
-        has_documents=queries.count_available(citizen, now=now) > 0,
-        unread_count=queries.count_unread(citizen, now=now),
+        has_documents=_has_documents(citizen, senders, documents, now=now),
+        count_limit=queries.COUNT_LIMIT,
     )
+
+
+def _senders_to_offer(citizen: Citizen, *, now: datetime) -> list[tuple[int, str]] | None:
+    """The senders of the filter form. htmx asks for the list alone, without the form: then
+    they are read only to check a sender asked for (None: not read)."""
+    if is_htmx() and not request.args.get("sender"):
+        return None
+    return queries.senders_of(citizen, now=now)
+
+
+def _has_documents(
+    citizen: Citizen,
+    senders: list[tuple[int, str]] | None,
+    documents: InboxPage,
+    *,
+    now: datetime,
+) -> bool:
+    """Any available document, in either list: each has a sender, and a page shows some."""
+    if senders is not None:
+        return bool(senders)
+    return documents.total > 0 or queries.has_documents(citizen, now=now)
 
 
 def _filter_args(wanted: InboxFilter) -> dict[str, str]:
@@ -258,7 +284,8 @@ def _after_archive_change(document: Document, message: str) -> ResponseReturnVal
     if view not in (SHOW_INBOX, SHOW_ARCHIVE, VIEW_DOCUMENT):
         view = SHOW_INBOX
     back = _local_path(request.form.get("next"))
-    context = {"document": document, "view": view, "back": back, "message": message}
+    row = InboxRow.of(document)
+    context = {"document": row, "view": view, "back": back, "message": message}
     if not is_htmx():
         flash(message, "success")
         return redirect(back, 303)
@@ -288,6 +315,53 @@ def history() -> ResponseReturnValue:
         current_citizen(), number=_page_number(), size=current_settings().inbox_page_size
     )
     return render_template("mailbox/history.html", page=page, now=utcnow(), labels=ACTION_LABELS)
+
+
+@dataclass(frozen=True)
+class LineLabels:
+    """What a line of the inbox writes, in one language and time zone. received and
+    deleted_on keep their %(date)s for the line to fill in with day()."""
+
+    language: str
+    zone: tzinfo
+    new: str
+    registered: str
+    received: str
+    deleted_on: str
+    to_archive: str
+    to_inbox: str
+
+    def day(self, moment: datetime) -> str:
+        """The day of a moment, as dateformat("medium") writes it."""
+        return _medium_date(moment.astimezone(self.zone).date(), self.language)
+
+
+@bp.app_template_global()
+def line_labels() -> LineLabels:
+    """The words of a line in the citizen's language, looked up once a language: four
+    translations and two dates a line cost a page of twenty lines a millisecond and more."""
+    return _line_labels(_language(), get_timezone())
+
+
+@functools.lru_cache(maxsize=16)
+def _line_labels(language: str, zone: tzinfo) -> LineLabels:
+    # Called in a request of that language: gettext translates into it.
+    return LineLabels(
+        language=language,
+        zone=zone,
+        new=_("New"),
+        registered=_("Registered mail"),
+        received=_("Received %(date)s"),
+        deleted_on=_("Deleted on %(date)s"),
+        to_archive=_("Move to the archive"),
+        to_inbox=_("Move back to the inbox"),
+    )
+
+
+@functools.lru_cache(maxsize=8192)
+def _medium_date(day: date, language: str) -> str:
+    # The same few thousand days recur in every mailbox: each is formatted once a language.
+    return babel_dates.format_date(day, "medium", locale=language)
 
 
 @bp.app_template_filter("file_size")

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-
-import pytest
 
 from ebox.db_types import utcnow
 from ebox.extensions import db
@@ -16,27 +13,7 @@ from tests.factories import (
     create_sender,
     login,
 )
-from tests.mailbox.mailbox_helpers import HTMX
-
-
-def titles_on(html: str) -> list[str]:
-    return re.findall(r'class="document__title">\s*<a href="[^"]+">([^<]+)</a>', html)
-
-
-def inbox(client, query: str = "", headers=None) -> str:
-    response = client.get(f"/{query}", headers=headers or {})
-    assert response.status_code == 200
-    return response.get_data(as_text=True)
-
-
-def publish_in_order(citizen, titles, **fields):
-    """Documents published one minute apart, the first title the oldest."""
-    documents = [create_document(citizen, title=title, **fields) for title in titles]
-    start = utcnow() - timedelta(hours=1)
-    for minutes, document in enumerate(documents):
-        document.published_at = start + timedelta(minutes=minutes)
-    db.session.commit()
-    return documents
+from tests.mailbox.mailbox_helpers import HTMX, inbox, publish_in_order, titles_on
 
 
 def test_anonymous_visitors_are_sent_to_the_login_page(client):
@@ -156,14 +133,6 @@ def test_a_search_without_results_explains_it_in_plain_words(client):
 def test_an_empty_inbox_explains_what_will_appear_there(client):
     login(client, create_citizen())
     assert "Your eBox is empty for now." in inbox(client)
-
-
-@pytest.fixture
-def small_pages(app):
-    settings = app.config["EBOX"]
-    original, settings.inbox_page_size = settings.inbox_page_size, 2
-    yield
-    settings.inbox_page_size = original
 
 
 def test_the_inbox_is_paged_with_previous_and_next_links(client, small_pages):
