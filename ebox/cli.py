@@ -13,7 +13,7 @@ from flask.cli import AppGroup
 
 from ebox.admin import services as staff
 from ebox.alerts import services as alerts
-from ebox.audit.services import OPERATOR
+from ebox.audit.services import OPERATOR, seal_anchor, verify_log
 from ebox.config import settings_table
 from ebox.db_types import utcnow
 from ebox.national_number import mask
@@ -283,3 +283,47 @@ def evidence_verify_command(
 
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "none"
+
+
+audit_group = AppGroup("audit", help="The tamper-evident audit log.")
+ebox_group.add_command(audit_group)
+
+
+@audit_group.command("verify")
+@click.option(
+    "--anchor",
+    "anchors",
+    multiple=True,
+    metavar="HASH",
+    help="An anchor's hash kept outside the database (from the application's log, or printed by "
+    "an earlier check): it must still be an intact anchor of the log. Repeat for more.",
+)
+def audit_verify_command(anchors: tuple[str, ...]) -> None:
+    """Check the whole audit log: every chain, every anchor, and that they agree.
+    Exit status 1 if anything was changed, removed or reordered."""
+
+    report = verify_log(witnessed_anchors=anchors)
+    click.echo(f"{report.events} events in {report.chains} chains, {report.anchors} anchors")
+    if report.latest_anchor is not None:
+        latest = report.latest_anchor
+        click.echo(
+            f"latest anchor: {latest.id}, sealed {latest.created_at.isoformat(timespec='seconds')}"
+            f", hash {latest.hash}"
+        )
+    click.echo(f"{report.unanchored_events} events written since are not anchored yet")
+    if report.is_intact:
+        click.echo("the log is intact")
+        return
+    for problem in report.all_problems():
+        click.echo(problem, err=True)
+    raise SystemExit(1)
+
+
+@audit_group.command("anchor")
+def audit_anchor_command() -> None:
+    """Seal the heads of every chain into an anchor now and print its hash (writers also seal
+    one by themselves every 10 seconds while they write)."""
+
+    anchor = seal_anchor()
+    commit()
+    click.echo(f"anchor {anchor.id}: {anchor.hash}")

@@ -33,7 +33,7 @@ from ebox.admin.models import StaffMember
 from ebox.admin.services import active_staff, actor_for
 from ebox.applications import queries as application_queries
 from ebox.applications import services as applications
-from ebox.audit.services import verify_chain
+from ebox.audit.services import verify_log
 from ebox.db_types import utcnow
 from ebox.jobs import queue_health
 from ebox.senders import services as senders
@@ -348,7 +348,7 @@ def look_up_citizen() -> ResponseReturnValue:
 
 @bp.get("/audit")
 def audit() -> ResponseReturnValue:
-    # Checked before the page is read: verify_chain() empties the session as it goes.
-    problems = verify_chain() if request.args.get("verify") else None
+    # Checked before the page is read: verify_log() empties the session as it goes.
+    report = verify_log() if request.args.get("verify") else None
     page = queries.audit_page(number=_page_number())
-    return render_template("admin/audit.html", page=page, problems=problems)
+    return render_template("admin/audit.html", page=page, report=report)
