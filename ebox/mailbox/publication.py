@@ -12,20 +12,24 @@ import hashlib
 import hmac
 import io
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, bindparam, select, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import make_transient_to_detached
 
 from ebox import national_number
+from ebox.accounts.models import Citizen
 from ebox.config import LANGUAGES, Settings, current_settings
 from ebox.db_types import PLATFORM_TIMEZONE, utcnow
 from ebox.evidence import services as evidence
 from ebox.evidence.xml import CONTENT_CONSIGNMENT, SUBMISSION_ACCEPTANCE
 from ebox.extensions import db
 from ebox.mailbox.models import Document
+from ebox.senders import directory
 from ebox.senders.models import MessageType, Sender
 from ebox.storage.services import StoredContent, delete_content, store_content
 from ebox.transactions import after_rollback
@@ -37,6 +41,25 @@ MAX_TICKET_LENGTH = 25
 MAX_SEQUENCE = 99999
 PDF_MAGIC = b"%PDF-"
 DIGEST_ALGORITHMS = {"SHA-256": "sha256", "SHA-512": "sha512"}
+# The columns of the MessageID's unique index (uq_documents_sender_message_id).
+_MESSAGE_ID_INDEX = ("sender_id", "sender_ticket", text("coalesce(sender_sequence, -1)"))
+_documents = cast(Table, Document.__table__)
+_citizens = cast(Table, Citizen.__table__)
+# PostgreSQL, built once: the row, unless the MessageID's unique index stops it; and on the way
+# back, whether the recipient's eBox is activated (the SOAP answer's CitizenActivated).
+_INSERT_DOCUMENT = (
+    postgresql.insert(_documents)
+    .on_conflict_do_nothing(index_elements=_MESSAGE_ID_INDEX)
+    .returning(
+        _documents.c.id,
+        select(
+            _citizens.c.conditions_accepted_at.is_not(None)
+            & _citizens.c.email_confirmed_at.is_not(None)
+        )
+        .where(_citizens.c.national_number == bindparam("recipient"))
+        .scalar_subquery(),
+    )
+)
 
 # Why a publication is refused: ebox.soap.faults answers each with the Fault code of the same name.
 INVALID_NATIONAL_NUMBER = "INVALID_NATIONAL_NUMBER"
@@ -98,13 +121,13 @@ class Published:
 
     document: Document
     is_new: bool
+    # Whether the recipient's eBox is activated, when the publication learnt it on the way.
+    recipient_is_activated: bool | None = None
 
 
 def find_message_type(sender: Sender, code: str) -> MessageType:
     """The sender's message type with this code, or PublicationRefused MESSAGE_TYPE_UNKNOWN."""
-    message_type = db.session.scalars(
-        select(MessageType).where(MessageType.sender_id == sender.id, MessageType.code == code)
-    ).first()
+    message_type = directory.find_message_type(sender.id, code, now=utcnow())
     if message_type is None:
         raise PublicationRefused(
             MESSAGE_TYPE_UNKNOWN, f"The message type {code!r} is not one of this sender's."
@@ -141,31 +164,13 @@ def publish(publication: Publication, content: BinaryIO | bytes) -> Published:
     settings = current_settings()
     recipient = _check(publication, settings)
     data = _read_checked_content(content, publication.digest, settings)
-    sha256 = hashlib.sha256(data).hexdigest()
-    existing = _find_by_message_id(publication)
-    if existing is not None:
-        return Published(_same_or_refuse(existing, publication, recipient, sha256), is_new=False)
-    stored = store_content(data)
-    # If the transaction does not commit, the stored object must not outlive it.
-    after_rollback(lambda: delete_content(stored.storage_key))
-    document = _new_document(publication, recipient, stored)
-    if db.engine.dialect.name != "postgresql":
-        # SQLite has a single writer: a concurrent twin fails at commit and its retry finds us.
-        db.session.add(document)
-        db.session.flush()
+    sha256 = _sha256_hex(data, publication.digest)
+    if db.engine.dialect.name == "postgresql":
+        published = _insert_or_find(publication, recipient, data, sha256)
     else:
-        try:
-            with db.session.begin_nested():
-                db.session.add(document)
-        except IntegrityError:
-            # The same MessageID was published concurrently and committed first.
-            delete_content(stored.storage_key)
-            existing = _find_by_message_id(publication)
-            if existing is None:
-                raise
-            retry = _same_or_refuse(existing, publication, recipient, sha256)
-            return Published(retry, is_new=False)
-    if document.is_registered:
+        published = _find_or_insert(publication, recipient, data, sha256)
+    document = published.document
+    if published.is_new and document.is_registered:
         # Accepted, and at once available in the citizen's eBox: both sealed with the row.
         evidence.record_evidence(
             document,
@@ -174,31 +179,90 @@ def publish(publication: Publication, content: BinaryIO | bytes) -> Published:
             sender_certificate_sha256=publication.sender_certificate_sha256,
         )
         evidence.record_evidence(document, CONTENT_CONSIGNMENT, at=document.published_at)
-    log.info("document %s published by sender %s", document.id, publication.sender.id)
+    if published.is_new:
+        log.info("document %s published by sender %s", document.id, publication.sender.id)
+    return published
+
+
+def _insert_or_find(
+    publication: Publication, recipient: str, data: bytes, sha256: str
+) -> Published:
+    """PostgreSQL: one INSERT, which the MessageID's unique index stops for a retry or for a
+    twin published concurrently (it waits for the twin's transaction to end). The content is
+    stored first, as the row names it: a retry's copy is removed again at once."""
+    stored = _store(data)
+    values = _document_values(publication, recipient, stored)
+    # The Core connection of the session's transaction: half the cost of the ORM session.
+    connection = db.session.connection()
+    inserted = connection.execute(_INSERT_DOCUMENT, values | {"recipient": recipient}).first()
+    if inserted is not None:
+        return Published(_loaded(values), is_new=True, recipient_is_activated=bool(inserted[1]))
+    delete_content(stored.storage_key)
+    existing = _find_by_message_id(publication)
+    if existing is None:  # the twin's row was in the index, so it is committed and visible now
+        raise RuntimeError("a MessageID conflicted with a document that cannot be found")
+    return Published(_same_or_refuse(existing, publication, recipient, sha256), is_new=False)
+
+
+def _find_or_insert(
+    publication: Publication, recipient: str, data: bytes, sha256: str
+) -> Published:
+    """SQLite has a single writer: a concurrent twin fails at commit and its retry finds us."""
+    existing = _find_by_message_id(publication)
+    if existing is not None:
+        return Published(_same_or_refuse(existing, publication, recipient, sha256), is_new=False)
+    document = Document(**_document_values(publication, recipient, _store(data)))
+    db.session.add(document)
+    db.session.flush()
     return Published(document, is_new=True)
 
 
-def _new_document(publication: Publication, recipient: str, stored: StoredContent) -> Document:
-    return Document(
-        sender_id=publication.sender.id,
-        message_type_id=publication.message_type.id,
-        recipient_national_number=recipient,
-        sender_ticket=publication.ticket,
-        sender_sequence=publication.sequence,
-        title=publication.title,
-        language=publication.language,
-        body_text=publication.body_text,
-        file_name=publication.file_name,
-        media_type=publication.media_type,
-        size_bytes=stored.size_bytes,
-        sha256=stored.sha256,
-        storage_key=stored.storage_key,
-        content_key=stored.content_key,
-        content_key_id=stored.content_key_id,
-        is_registered=publication.is_registered,
-        published_at=publication.published_at or utcnow(),
-        expires_at=publication.expires_at or default_expiry(publication.message_type),
-    )
+def _loaded(values: dict[str, Any]) -> Document:
+    """The document just inserted, in the session as if loaded: every column is known."""
+    document = Document(**values, read_at=None, hidden_at=None, deleted_at=None)
+    make_transient_to_detached(document)
+    db.session.add(document)
+    return document
+
+
+def _sha256_hex(data: bytes, checked: Digest | None) -> str:
+    """The content's SHA-256; the sender's, once checked equal, rather than computed again."""
+    if checked is not None and checked.algorithm == "SHA-256":
+        return checked.value.hex()
+    return hashlib.sha256(data).hexdigest()
+
+
+def _store(data: bytes) -> StoredContent:
+    stored = store_content(data)
+    # If the transaction does not commit, the stored object must not outlive it.
+    after_rollback(lambda: delete_content(stored.storage_key))
+    return stored
+
+
+def _document_values(
+    publication: Publication, recipient: str, stored: StoredContent
+) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "sender_id": publication.sender.id,
+        "message_type_id": publication.message_type.id,
+        "recipient_national_number": recipient,
+        "sender_ticket": publication.ticket,
+        "sender_sequence": publication.sequence,
+        "title": publication.title,
+        "language": publication.language,
+        "body_text": publication.body_text,
+        "file_name": publication.file_name,
+        "media_type": publication.media_type,
+        "size_bytes": stored.size_bytes,
+        "sha256": stored.sha256,
+        "storage_key": stored.storage_key,
+        "content_key": stored.content_key,
+        "content_key_id": stored.content_key_id,
+        "is_registered": publication.is_registered,
+        "published_at": publication.published_at or utcnow(),
+        "expires_at": publication.expires_at or default_expiry(publication.message_type),
+    }
 
 
 def _check(publication: Publication, settings: Settings) -> str:

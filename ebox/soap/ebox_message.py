@@ -22,11 +22,11 @@ from ebox.soap import faults
 from ebox.soap.envelope import EBOX_NS, ebox, element
 from ebox.soap.faults import SoapFault
 from ebox.soap.messages import (
+    DOCUMENT_CONTENT,
     MAX_NATIONAL_NUMBERS,
     MAX_STATUS_QUERIES,
     Query,
     copy_query,
-    is_activated,
     match,
     message_id_element,
     own_documents,
@@ -48,13 +48,14 @@ def publish_ebox_message(request: etree._Element, caller: Caller | None) -> etre
             faults.REGISTERED_MAIL_NOT_HERE,
             "Registered mail is not accepted by publishEboxMessage: it has a service of its own.",
         )
-    document = publish(request, caller, is_registered=False)
+    accepted = publish(request, caller, is_registered=False)
+    document = accepted.document
     return element(
         "publishEboxMessageResponse",
         None,
         element("EboxMessageId", document.id),
         element("ExpirationDate", expiration_day(document.expires_at).isoformat()),
-        element("CitizenActivated", is_activated(document.recipient_national_number)),
+        element("CitizenActivated", accepted.citizen_activated),
     )
 
 
@@ -149,7 +150,7 @@ def _ok(ok: bool) -> str:
 
 OPERATIONS = {
     ebox("publishEboxMessageRequest"): Operation(
-        "publishEboxMessage", publish_ebox_message, publishes=True
+        "publishEboxMessage", publish_ebox_message, publishes=True, bulk=DOCUMENT_CONTENT
     ),
     ebox("hasAnEboxRequest"): Operation(
         "hasAnEbox", has_an_ebox, limit=("NationalNumber", MAX_NATIONAL_NUMBERS)

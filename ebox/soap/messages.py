@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
@@ -21,14 +22,15 @@ from lxml import etree
 from sqlalchemy import or_, select
 
 from ebox import national_number
+from ebox.accounts.models import Citizen
 from ebox.audit.services import Actor, record_event
 from ebox.evidence.timestamp import TimestampError
 from ebox.extensions import db
 from ebox.mailbox import publication
 from ebox.mailbox.models import Document
-from ebox.mailbox.queries import recipient_status
 from ebox.senders.models import MessageType, Sender
 from ebox.soap import faults
+from ebox.soap.binary import plain_base64
 from ebox.soap.envelope import element_in
 from ebox.soap.faults import SoapFault
 from ebox.soap.service import Caller
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 
 MAX_NATIONAL_NUMBERS = 1000
 MAX_STATUS_QUERIES = 250
+# Where a publication request carries the document (xs:base64Binary).
+DOCUMENT_CONTENT = ("Document", "Content")
 
 # The publication rule's refusal codes that are not Fault codes of the same name.
 _REFUSAL_TO_FAULT = {publication.INVALID_FIELD: faults.SCHEMA_INVALID}
@@ -47,8 +51,15 @@ _REFUSAL_TO_FAULT = {publication.INVALID_FIELD: faults.SCHEMA_INVALID}
 
 def find(parent: etree._Element, *path: str) -> etree._Element | None:
     """A descendant by its local names, in the namespace of parent."""
-    namespace = etree.QName(parent).namespace
-    return parent.find("/".join(f"{{{namespace}}}{name}" for name in path))
+    return parent.find(_path(str(parent.tag), path))
+
+
+@functools.lru_cache(maxsize=256)
+def _path(parent_tag: str, names: tuple[str, ...]) -> str:
+    """The Clark path of names in parent_tag's namespace (a publication reads a dozen; only
+    validated requests are read, so the names are the schema's)."""
+    namespace = etree.QName(parent_tag).namespace
+    return "/".join(f"{{{namespace}}}{name}" for name in names)
 
 
 def text_of(parent: etree._Element, *path: str) -> str | None:
@@ -88,6 +99,9 @@ def _xsd_date(value: str) -> date:
 
 
 def _base64(value: str | None) -> bytes:
+    plain = plain_base64(value or "")
+    if plain is not None:
+        return plain
     try:
         return base64.b64decode("".join((value or "").split()), validate=True)
     except (binascii.Error, ValueError):
@@ -97,7 +111,15 @@ def _base64(value: str | None) -> bytes:
 # --- publishing -----------------------------------------------------------------------------
 
 
-def publish(request: etree._Element, caller: Caller, *, is_registered: bool) -> Document:
+@dataclass(frozen=True)
+class Accepted:
+    """A publication accepted (or an identical retry), and what its answer tells the sender."""
+
+    document: Document
+    citizen_activated: bool
+
+
+def publish(request: etree._Element, caller: Caller, *, is_registered: bool) -> Accepted:
     """Publish what a validated publication request describes, audited; refusals as Faults."""
     sender = caller.sender
     try:
@@ -105,7 +127,7 @@ def publish(request: etree._Element, caller: Caller, *, is_registered: bool) -> 
             _publication(request, sender, is_registered=is_registered),
             sender_certificate_sha256=caller.certificate_sha256,
         )
-        published = publication.publish(submitted, _base64(text_of(request, "Document", "Content")))
+        published = publication.publish(submitted, _base64(text_of(request, *DOCUMENT_CONTENT)))
     except publication.PublicationRefused as refusal:
         code = _REFUSAL_TO_FAULT.get(refusal.code, refusal.code)
         raise SoapFault(code, refusal.message) from None
@@ -117,8 +139,12 @@ def publish(request: etree._Element, caller: Caller, *, is_registered: bool) -> 
             "The timestamp authority that registered mail's evidence needs did not answer; "
             "nothing was published. Try again later.",
         ) from None
-    _audit_publication(sender, published.document, is_new=published.is_new)
-    return published.document
+    document = published.document
+    _audit_publication(sender, document, is_new=published.is_new)
+    activated = published.recipient_is_activated
+    if activated is None:
+        activated = is_activated(document.recipient_national_number)
+    return Accepted(document, activated)
 
 
 def _publication(
@@ -153,8 +179,13 @@ def _message_type(sender: Sender, code: str) -> MessageType:
 
 
 def is_activated(number: str) -> bool:
-    citizen = recipient_status([number]).get(number)
-    return citizen is not None and citizen.is_activated
+    """CitizenActivated: one column read, no citizen loaded (every publication answers it)."""
+    activated = db.session.scalar(
+        select(
+            Citizen.conditions_accepted_at.is_not(None) & Citizen.email_confirmed_at.is_not(None)
+        ).where(Citizen.national_number == number)
+    )
+    return bool(activated)
 
 
 def _audit_publication(sender: Sender, document: Document, *, is_new: bool) -> None:

@@ -63,7 +63,8 @@ def _evidence_element(name: str, item: Evidence) -> etree._Element:
 
 
 def send_registered_document(request: etree._Element, caller: Caller | None) -> etree._Element:
-    document = messages.publish(request, _authorised(caller), is_registered=True)
+    accepted = messages.publish(request, _authorised(caller), is_registered=True)
+    document = accepted.document
     chain = evidence.chain_of(document.id)
     acceptance = next(item for item in chain if item.event == SUBMISSION_ACCEPTANCE)
     return _element(
@@ -71,7 +72,7 @@ def send_registered_document(request: etree._Element, caller: Caller | None) -> 
         None,
         _element("EboxMessageId", document.id),
         _element("ExpirationDate", expiration_day(document.expires_at).isoformat()),
-        _element("CitizenActivated", messages.is_activated(document.recipient_national_number)),
+        _element("CitizenActivated", accepted.citizen_activated),
         _evidence_element("SubmissionAcceptance", acceptance),
     )
 
@@ -173,7 +174,10 @@ def get_proof_of_delivery(request: etree._Element, caller: Caller | None) -> etr
 
 OPERATIONS = {
     _qualified("sendRegisteredDocumentRequest"): Operation(
-        "sendRegisteredDocument", send_registered_document, publishes=True
+        "sendRegisteredDocument",
+        send_registered_document,
+        publishes=True,
+        bulk=messages.DOCUMENT_CONTENT,
     ),
     _qualified("getRegisteredMailStatusRequest"): Operation(
         "getRegisteredMailStatus",

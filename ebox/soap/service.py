@@ -44,6 +44,9 @@ class Operation:
     allows_anonymous: bool = False
     # A refusal is audited as a refused publication, with the sender's MessageID.
     publishes: bool = False
+    # Where the request carries its bulk (the path of an xs:base64Binary element without
+    # facets, from the request element): validated apart when it is plain base64.
+    bulk: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,17 @@ reference means:
 2. each reference is resolved through that table; the element found must be, by object identity,
    the Envelope's one Body, the Timestamp of the Security header, or the token — anything else is
    refused, and Body and Timestamp must both be covered;
-3. only those elements are registered as Ids with xmlsec (the parser collects no Ids itself), so
-   xmlsec cannot resolve a reference to any other element;
-4. before xmlsec runs, the digest of every referenced element is computed here (exclusive C14N of
-   the very element objects above) and compared with the DigestValue of its reference. xmlsec then
-   verifies the signature over SignedInfo, which holds those DigestValues, and the digests again.
-   So the Body returned is bound to the signature by our own computation, whatever xmlsec resolved.
+3. nothing else resolves a reference: no Id is registered anywhere (the parser collects none);
+4. the digest of every referenced element is computed here (exclusive C14N of the very element
+   objects above) and compared with the DigestValue of its reference; then the SignatureValue is
+   verified over SignedInfo, which holds those DigestValues (ebox.soap.signature, which reads
+   SignedInfo exactly as xmlsec did when it did this step). So the Body returned is bound to the
+   signature by our own computation, and digested once.
 
 Checks run cheapest first: the shape of the header, the algorithms, the Timestamp window, the Id
-table and references, the certificate (one indexed query), our digests, then the public-key
-operation, and last the replay check, so that only verified requests mark anything as seen.
+table and references, the certificate (an indexed query, or remembered for a few seconds: see
+ebox.senders.directory), our digests, then the public-key operation, and last the replay check,
+so that only verified requests mark anything as seen.
 
 The Timestamp: Created within CLOCK_SKEW of our clock, either side; Expires later than now; its
 lifetime (Expires - Created) at most the configured bound (EBOX_WSS_MAX_TIMESTAMP_MINUTES). So a
@@ -53,18 +54,13 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-import xmlsec
-from cryptography import x509
 from lxml import etree
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 from xmlsec import constants
 
-from ebox.extensions import db
+from ebox.senders.directory import Signer, find_signer
 from ebox.senders.models import Sender, SenderCertificate
 from ebox.soap.faults import (
     CERTIFICATE_EXPIRED,
@@ -80,10 +76,13 @@ from ebox.soap.faults import (
     XML_MALFORMED,
     SoapFault,
 )
+from ebox.soap.signature import (
+    SIGNATURE_METHODS,
+    CheckedReference,
+    SignatureMismatch,
+    verify_signed_info,
+)
 from ebox.soap.xml import SOAP11_NS
-
-if TYPE_CHECKING:
-    from xmlsec.constants import __Transform as _Transform
 
 WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 WSU_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
@@ -98,21 +97,10 @@ BASE64_ENCODING = (
 
 CLOCK_SKEW = timedelta(minutes=5)
 
-_SIGNATURE_METHODS = {
-    t.href: t
-    for t in (
-        constants.TransformRsaSha256,
-        constants.TransformRsaSha384,
-        constants.TransformRsaSha512,
-        constants.TransformEcdsaSha256,
-        constants.TransformEcdsaSha384,
-        constants.TransformEcdsaSha512,
-    )
-}
-# Digest URI → the xmlsec transform and the hashlib name of the same algorithm.
-_DIGEST_METHODS: dict[str, tuple[_Transform, str]] = {
-    constants.TransformSha256.href: (constants.TransformSha256, "sha256"),
-    constants.TransformSha512.href: (constants.TransformSha512, "sha512"),
+# Digest URI → hashlib's name of the same algorithm.
+_DIGEST_METHODS = {
+    constants.TransformSha256.href: "sha256",
+    constants.TransformSha512.href: "sha512",
 }
 _EXC_C14N = constants.TransformExclC14N.href
 _ENVELOPED = constants.TransformEnveloped.href
@@ -170,6 +158,7 @@ class _Parts:
 
 @dataclass
 class _Reference:
+    node: etree._Element  # the ds:Reference
     element: etree._Element
     id_attribute: str
     digest_method: str
@@ -196,14 +185,14 @@ def authenticate(
     ids = _collect_ids(envelope)
     references = _resolve_references(parts, ids)
     _check_key_info(parts, ids)
-    der = _token_certificate(parts.token)
-    record = _registered_certificate(der, now)
+    signer = _registered_certificate(_token_certificate(parts.token), now)
     digests = [_check_digest(reference) for reference in references]
-    _verify_signature(parts.signature, der, signature_method, references)
+    _verify_signature(parts.signature, signature_method, references, digests, signer)
     covered = {id(r.element): digest for r, digest in zip(references, digests, strict=True)}
     replay_key = hashlib.sha256(covered[id(parts.timestamp)] + covered[id(parts.body)])
     if not replay_guard.first_time(replay_key.hexdigest(), _replay_ttl(window_closes_at, now)):
         raise SoapFault(REPLAY, "This signed request has already been received.")
+    record = signer.certificate
     return Authenticated(sender=record.sender, certificate=record, body=parts.body)
 
 
@@ -260,14 +249,14 @@ def _algorithm(parent: etree._Element, tag: str) -> str:
     return node.get("Algorithm") or ""
 
 
-def _check_algorithms(signed_info: etree._Element) -> _Transform:
+def _check_algorithms(signed_info: etree._Element) -> str:
     if _algorithm(signed_info, "CanonicalizationMethod") != _EXC_C14N:
         raise SoapFault(
             SIGNATURE_ALGORITHM_REFUSED,
             "The signature must use exclusive XML canonicalization (xml-exc-c14n#).",
         )
-    method = _SIGNATURE_METHODS.get(_algorithm(signed_info, "SignatureMethod"))
-    if method is None:
+    method = _algorithm(signed_info, "SignatureMethod")
+    if method not in SIGNATURE_METHODS:
         raise SoapFault(
             SIGNATURE_ALGORITHM_REFUSED,
             "The signature algorithm is refused; use RSA or ECDSA with SHA-256, SHA-384 or "
@@ -381,6 +370,7 @@ def _resolve_reference(
             "as its last transform, preceded by nothing or by enveloped-signature.",
         )
     return _Reference(
+        node=node,
         element=element,
         id_attribute=attribute,
         digest_method=_algorithm(node, "DigestMethod"),
@@ -425,33 +415,28 @@ def _token_certificate(token: etree._Element) -> bytes:
     return _base64(token.text)
 
 
-def _registered_certificate(der: bytes, now: datetime) -> SenderCertificate:
+def _registered_certificate(der: bytes, now: datetime) -> Signer:
     try:
-        certificate = x509.load_der_x509_certificate(der)
+        signer = find_signer(der, now=now)
     except ValueError:
         raise SoapFault(
             SIGNATURE_INVALID, "The BinarySecurityToken is not a valid X.509 certificate."
         ) from None
-    fingerprint = hashlib.sha256(der).hexdigest()
-    record = db.session.scalar(
-        select(SenderCertificate)
-        .options(joinedload(SenderCertificate.sender))
-        .where(SenderCertificate.fingerprint_sha256 == fingerprint)
-    )
-    if record is None:
+    if signer is None:
         raise SoapFault(
             CERTIFICATE_UNKNOWN, "The signing certificate is not registered to any sender."
         )
+    record = signer.certificate
     if record.revoked_at is not None:
         raise SoapFault(CERTIFICATE_REVOKED, "The signing certificate has been revoked.")
     if not (
         record.not_before <= now <= record.not_after
-        and certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
+        and signer.valid_from <= now <= signer.valid_until
     ):
         raise SoapFault(CERTIFICATE_EXPIRED, "The signing certificate is expired or not yet valid.")
     if not record.sender.is_active:
         raise SoapFault(SENDER_SUSPENDED, "The sender is suspended.")
-    return record
+    return signer
 
 
 def _check_digest(reference: _Reference) -> bytes:
@@ -462,7 +447,7 @@ def _check_digest(reference: _Reference) -> bytes:
         with_comments=False,
         inclusive_ns_prefixes=reference.inclusive_prefixes or None,
     )
-    computed = hashlib.new(_DIGEST_METHODS[reference.digest_method][1], canonical).digest()
+    computed = hashlib.new(_DIGEST_METHODS[reference.digest_method], canonical).digest()
     if computed != reference.digest_value:
         raise SoapFault(
             SIGNATURE_INVALID, "The signature does not match the signed content of the request."
@@ -472,23 +457,24 @@ def _check_digest(reference: _Reference) -> bytes:
 
 def _verify_signature(
     signature: etree._Element,
-    der: bytes,
-    method: _Transform,
+    method: str,
     references: list[_Reference],
+    digests: list[bytes],
+    signer: Signer,
 ) -> None:
-    context = xmlsec.SignatureContext()
-    context.key = xmlsec.Key.from_memory(der, constants.KeyDataFormatCertDer, None)
-    for transform in (constants.TransformExclC14N, method):
-        context.enable_signature_transform(transform)
-    for transform in (constants.TransformEnveloped, constants.TransformExclC14N):
-        context.enable_reference_transform(transform)
-    for reference in references:
-        context.enable_reference_transform(_DIGEST_METHODS[reference.digest_method][0])
-        name = etree.QName(reference.id_attribute)
-        context.register_id(reference.element, name.localname, name.namespace)
+    checked = [
+        CheckedReference(
+            node=reference.node,
+            element=reference.element,
+            hash_name=_DIGEST_METHODS[reference.digest_method],
+            digest=digest,
+            prefixes=reference.inclusive_prefixes,
+        )
+        for reference, digest in zip(references, digests, strict=True)
+    ]
     try:
-        context.verify(signature)
-    except xmlsec.Error:
+        verify_signed_info(signature, method, checked, signer.public_key)
+    except SignatureMismatch:
         raise SoapFault(
             SIGNATURE_INVALID, "The signature does not verify with the request's certificate."
         ) from None

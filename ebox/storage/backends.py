@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import uuid
@@ -84,17 +85,19 @@ class LocalStore:
     def put(self, key: str, stream: BinaryIO) -> None:
         target = self._path(key)
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (renamed or removed below)
-            dir=target.parent, prefix=_TEMP_PREFIX, delete=False
-        )
+        # Made here rather than by tempfile, whose Python machinery cost a quarter of a put:
+        # a name never used before (O_EXCL), never written through a planted link.
+        temporary = target.parent / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        descriptor = os.open(temporary, flags, 0o600)
         try:
-            with handle:
+            with open(descriptor, "wb") as handle:
                 shutil.copyfileobj(stream, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(handle.name, target)
+            os.replace(temporary, target)
         except BaseException:
-            Path(handle.name).unlink(missing_ok=True)
+            temporary.unlink(missing_ok=True)
             raise
         _fsync_directory(target.parent)  # the rename itself survives a power cut
 

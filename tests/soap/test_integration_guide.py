@@ -14,7 +14,7 @@ from ebox import config
 from ebox.extensions import db
 from ebox.senders.enterprise_number import is_valid
 from ebox.senders.models import Sender
-from ebox.soap import faults, wssecurity
+from ebox.soap import faults, signature, wssecurity
 from ebox.soap.xml import SOAP11_NS
 from tests.senders.certificate_helpers import make_certificate_pem
 
@@ -75,7 +75,7 @@ def test_the_wss4j_settings_of_the_guide_name_what_ebox_accepts() -> None:
     [block] = code_blocks(GUIDE, "properties")
     settings = dict(line.split("=", 1) for line in block.splitlines())
     assert settings["action"] == "Timestamp Signature"
-    assert settings["signatureAlgorithm"] in wssecurity._SIGNATURE_METHODS
+    assert settings["signatureAlgorithm"] in signature.SIGNATURE_METHODS
     assert settings["signatureDigestAlgorithm"] in wssecurity._DIGEST_METHODS
     assert settings["signatureKeyIdentifier"] == "DirectReference"
     assert set(settings["signatureParts"].split(";")) == {
