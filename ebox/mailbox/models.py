@@ -34,10 +34,12 @@ class Document(Model):
         ),
         Index("ix_documents_recipient_published", "recipient_national_number", "published_at"),
         # The purge (ebox.retention) looks for expired documents not yet deleted, and for deleted
-        # ones whose stored object is still to be removed: both stay small however many rows.
+        # ones whose stored object is still to be removed: both stay small however many rows,
+        # and each is walked in key order from where the last batch ended.
         Index(
             "ix_documents_to_purge",
             "expires_at",
+            "id",
             postgresql_where=text("deleted_at IS NULL"),
             sqlite_where=text("deleted_at IS NULL"),
         ),
@@ -111,7 +113,7 @@ class Document(Model):
     content_key_id: Mapped[str | None] = mapped_column(String(50))
     is_registered: Mapped[bool] = mapped_column(default=False)
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set when the content is removed at expiry; the row stays as a minimal record.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select, update
+from sqlalchemy import ColumnElement, Select, func, select, tuple_, update
 
 from ebox import transactions
 from ebox.db_types import utcnow
@@ -63,37 +63,18 @@ def purge_expired(
     summary = PurgeSummary()
     summary.objects_removed += _remove_marked_objects(batch_size)
     sealing_down = False
+    after: tuple[datetime, uuid.UUID] | None = None
     while True:
-        candidates = select(Document.id).where(
-            Document.deleted_at.is_(None), Document.expires_at <= now
-        )
-        if sealing_down:
-            # The timestamp authority failed once this run: leave every unopened registered
-            # document for the next run instead of waiting on the authority for each.
-            candidates = candidates.where(_not_unopened_registered())
-        expired = (
-            db.session.execute(_locked(candidates.order_by(Document.expires_at).limit(batch_size)))
-            .scalars()
-            .all()
-        )
-        if not expired:
+        batch = _next_expired(now, after, batch_size, skip_unopened_registered=sealing_down)
+        if not batch:
             break
+        after = batch[-1]
+        expired = [document_id for _, document_id in batch]
         unsealed = _seal_non_retrieval(expired)
         if unsealed:
             sealing_down = True
             expired = [document_id for document_id in expired if document_id not in unsealed]
-        db.session.execute(
-            update(Document)
-            .where(Document.id.in_(expired))
-            .values(
-                deleted_at=now,
-                title=None,
-                body_text=None,
-                file_name=None,
-                content_key=None,
-                content_key_id=None,
-            )
-        )
+        _reduce_to_minimal_records(expired, now)
         # Through ebox.transactions: the sealed non-retrieval evidence asks for its proof then.
         transactions.commit()
         summary.documents += len(expired)
@@ -114,6 +95,49 @@ def purge_expired(
             summary.objects_removed,
         )
     return summary
+
+
+def _next_expired(
+    now: datetime,
+    after: tuple[datetime, uuid.UUID] | None,
+    batch_size: int,
+    *,
+    skip_unopened_registered: bool,
+) -> list[tuple[datetime, uuid.UUID]]:
+    """The next batch of expired documents, in (expires_at, id) order after the last one seen.
+
+    Continuing after the last key, rather than from the start of the index, matters while
+    another transaction stays open: the entries of rows already reduced cannot be cleaned up
+    then, and every batch would walk past all of them again.
+    """
+    candidates = select(Document.expires_at, Document.id).where(
+        Document.deleted_at.is_(None), Document.expires_at <= now
+    )
+    if after is not None:
+        candidates = candidates.where(tuple_(Document.expires_at, Document.id) > after)
+    if skip_unopened_registered:
+        # The timestamp authority failed once this run: leave every unopened registered
+        # document for the next run instead of waiting on the authority for each.
+        candidates = candidates.where(_not_unopened_registered())
+    query = candidates.order_by(Document.expires_at, Document.id).limit(batch_size)
+    return [(row.expires_at, row.id) for row in db.session.execute(_locked(query))]
+
+
+def _reduce_to_minimal_records(document_ids: list[uuid.UUID], now: datetime) -> None:
+    """Erase all but the minimal record; the wrapped content key goes, so the content is
+    unreadable at once. The storage key stays as the marker of an object still to remove."""
+    db.session.execute(
+        update(Document)
+        .where(Document.id.in_(document_ids))
+        .values(
+            deleted_at=now,
+            title=None,
+            body_text=None,
+            file_name=None,
+            content_key=None,
+            content_key_id=None,
+        )
+    )
 
 
 def _moment_not_in_the_future(moment: datetime | None) -> datetime:
@@ -173,18 +197,20 @@ def _count_expired_unopened_registered(now: datetime) -> int:
 
 
 def _remove_marked_objects(batch_size: int) -> int:
-    """Remove the objects of deleted documents whose storage key is still set."""
+    """Remove the objects of deleted documents whose storage key is still set, in id order
+    after the last one seen (see _next_expired)."""
     removed = 0
+    after: uuid.UUID | None = None
     while True:
-        marked = db.session.execute(
-            _locked(
-                select(Document.id, Document.storage_key)
-                .where(Document.deleted_at.is_not(None), Document.storage_key.is_not(None))
-                .limit(batch_size)
-            )
-        ).all()
+        query = select(Document.id, Document.storage_key).where(
+            Document.deleted_at.is_not(None), Document.storage_key.is_not(None)
+        )
+        if after is not None:
+            query = query.where(Document.id > after)
+        marked = db.session.execute(_locked(query.order_by(Document.id).limit(batch_size))).all()
         if not marked:
             return removed
+        after = marked[-1].id
         for _, storage_key in marked:
             delete_content(str(storage_key))  # idempotent: a missing object is fine
         db.session.execute(
