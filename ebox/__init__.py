@@ -17,7 +17,8 @@ import ebox.audit.models
 import ebox.evidence.models
 import ebox.mailbox.models
 import ebox.profile.models
-import ebox.senders.models  # noqa: F401
+import ebox.senders.models
+import ebox.soap.models  # noqa: F401
 from ebox import web
 from ebox.accounts.sessions import load_session
 from ebox.accounts.views import bp as accounts_bp

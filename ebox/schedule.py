@@ -74,6 +74,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
             "ebox.applications.jobs.forget_unconfirmed_applications",
             every(60),
         ),
+        Periodic("wss-seen-requests", "ebox.soap.jobs.forget_expired_requests", every(10)),
     ]
 
 

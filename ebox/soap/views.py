@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import Blueprint, Response, abort, request
 from lxml import etree
@@ -22,13 +22,13 @@ from ebox.audit.services import Actor, record_event
 from ebox.config import current_settings
 from ebox.db_types import utcnow
 from ebox.extensions import csrf
-from ebox.redis_connection import redis_for_app
 from ebox.soap import ebox_message, faults, registered_mail
 from ebox.soap import envelope as soap_envelope
 from ebox.soap.binary import is_plain_base64
 from ebox.soap.faults import SoapFault
 from ebox.soap.service import Caller, Operation, Service
-from ebox.soap.wssecurity import ReplayGuard, authenticate
+from ebox.soap.services import remember_request
+from ebox.soap.wssecurity import authenticate
 from ebox.soap.xml import SOAP11_NS, parse_envelope
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,9 @@ class _Call:
     sender_id: int | None = None
     operation: Operation | None = None
     payload: etree._Element | None = None
+    # The signed request's replay key, once WS-Security accepted it, and until when it is kept.
+    replay_key: str | None = None
+    replay_expires_at: datetime | None = None
 
 
 def contract(service: Service) -> Response:
@@ -73,7 +76,7 @@ def endpoint(service: Service) -> Response:
         return soap_envelope.response(result)
     except SoapFault as fault:
         transactions.rollback()
-        _audit_refusal(call, fault)
+        _after_refusal(call, fault)
         return soap_envelope.fault_response(fault)
     except Exception:
         transactions.rollback()
@@ -105,7 +108,7 @@ def _handle(service: Service, call: _Call) -> etree._Element:
     envelope = parse_envelope(
         _read_body(settings.soap_max_request_bytes), max_bytes=settings.soap_max_request_bytes
     )
-    body, caller = _authenticate(service, envelope)
+    body, caller = _authenticate(service, envelope, call)
     call.sender_id = caller.sender.id if caller is not None else None
     payload = _payload(body)
     call.payload = payload
@@ -160,7 +163,7 @@ def _incomplete() -> SoapFault:
 
 
 def _authenticate(
-    service: Service, envelope: etree._Element
+    service: Service, envelope: etree._Element, call: _Call
 ) -> tuple[etree._Element, Caller | None]:
     """The Body to process and who signed it; None for an unsigned anonymous operation."""
     if not _has_security_header(envelope):
@@ -169,13 +172,13 @@ def _authenticate(
         operation = service.operations.get(str(_payload(body).tag))
         if operation is not None and operation.allows_anonymous:
             return body, None
-    guard = ReplayGuard(redis_for_app())
     authenticated = authenticate(
         envelope,
         now=utcnow(),
-        replay_guard=guard,
         max_timestamp_lifetime=timedelta(minutes=current_settings().wss_max_timestamp_minutes),
     )
+    call.replay_key = authenticated.replay_key
+    call.replay_expires_at = authenticated.replay_expires_at
     caller = Caller(authenticated.sender, authenticated.certificate.fingerprint_sha256)
     return authenticated.body, caller
 
@@ -246,8 +249,13 @@ def _is_valid_with_bulk_aside(
             stand_in.getparent().replace(stand_in, node)
 
 
-def _audit_refusal(call: _Call, fault: SoapFault) -> None:
-    """A refusal of an authenticated sender is audited, in a transaction of its own."""
+def _after_refusal(call: _Call, fault: SoapFault) -> None:
+    """A refusal of an authenticated sender is audited, in a transaction of its own.
+
+    The refused request stays seen: its replay key, recorded in the transaction just rolled
+    back, is recorded again in this one, so that nobody can send it again once whatever refused
+    it has changed (a message type added, a timestamp authority back).
+    """
     if call.sender_id is None:
         return
     is_publication = call.operation is None or call.operation.publishes
@@ -258,6 +266,8 @@ def _audit_refusal(call: _Call, fault: SoapFault) -> None:
     if is_publication and call.payload is not None:
         details.update(_message_id_of(call.payload))
     try:
+        if call.replay_key is not None and call.replay_expires_at is not None:
+            remember_request(call.replay_key, expires_at=call.replay_expires_at)
         record_event(
             Actor("sender", str(call.sender_id)),
             faults.PUBLICATION_REFUSED if is_publication else faults.REQUEST_REFUSED,

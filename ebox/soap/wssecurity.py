@@ -41,8 +41,11 @@ Replays are recognised by the signed content, not by the SignatureValue: the sam
 SignatureValue can be re-encoded (base64 line breaks), and an ECDSA signature (r, s) has a twin
 (r, n - s) that verifies as well. The replay key is a hash of the Body and Timestamp digests
 computed here, which an attacker cannot change without breaking the signature; the Timestamp
-makes it unique per request. The key is kept until the end of the window above plus one second
-(Redis counts whole seconds): as long as the request could be accepted, and not longer.
+makes it unique per request. The key is recorded in the database (ebox.soap.services) in the
+request's own transaction, and again after a refusal (ebox.soap.views), until the end of the
+window above plus one second (whole seconds, as when Redis kept it): as long as the request
+could be accepted. Redis plays no part: a Redis that lost its data, or is down, lets no replay
+through (docs/decisions/0019).
 """
 
 from __future__ import annotations
@@ -56,8 +59,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from lxml import etree
-from redis import Redis
-from redis.exceptions import RedisError
 from xmlsec import constants
 
 from ebox.senders.directory import Signer, find_signer
@@ -69,13 +70,13 @@ from ebox.soap.faults import (
     REPLAY,
     SECURITY_HEADER_MISSING,
     SENDER_SUSPENDED,
-    SERVICE_UNAVAILABLE,
     SIGNATURE_ALGORITHM_REFUSED,
     SIGNATURE_INVALID,
     TIMESTAMP_INVALID,
     XML_MALFORMED,
     SoapFault,
 )
+from ebox.soap.services import remember_request
 from ebox.soap.signature import (
     SIGNATURE_METHODS,
     CheckedReference,
@@ -124,27 +125,8 @@ class Authenticated:
     sender: Sender
     certificate: SenderCertificate
     body: etree._Element  # the envelope's single soap:Body element, proven covered by the signature
-
-
-class ReplayGuard:
-    """Signed requests already accepted, kept in Redis for as long as they could be replayed."""
-
-    def __init__(self, redis: Redis, prefix: str = "ebox:wss:seen:") -> None:
-        self.redis = redis
-        self.prefix = prefix
-
-    def first_time(self, key: str, ttl_seconds: int) -> bool:
-        """True the first time key is seen within ttl_seconds (atomic SET NX EX).
-
-        Raises SoapFault SERVICE_UNAVAILABLE when Redis cannot be reached: without it a replay
-        cannot be told from a first request, so none is accepted.
-        """
-        try:
-            return bool(self.redis.set(self.prefix + key, b"1", nx=True, ex=max(ttl_seconds, 1)))
-        except RedisError:
-            raise SoapFault(
-                SERVICE_UNAVAILABLE, "The service is temporarily unavailable; try again later."
-            ) from None
+    replay_key: str  # recorded as seen until replay_expires_at
+    replay_expires_at: datetime
 
 
 @dataclass
@@ -170,14 +152,13 @@ def authenticate(
     envelope: etree._Element,
     *,
     now: datetime,
-    replay_guard: ReplayGuard,
     max_timestamp_lifetime: timedelta,
 ) -> Authenticated:
     """Prove who signed envelope, or raise SoapFault. See the module docstring for the rules.
 
     now is an aware datetime; max_timestamp_lifetime the longest Expires - Created accepted
-    (the setting wss_max_timestamp_minutes); the caller's database session is used to find the
-    certificate.
+    (the setting wss_max_timestamp_minutes). The caller's database session is used to find the
+    certificate and to record the request as seen: its transaction decides whether it was.
     """
     parts = _find_parts(envelope)
     signature_method = _check_algorithms(parts.signed_info)
@@ -189,11 +170,18 @@ def authenticate(
     digests = [_check_digest(reference) for reference in references]
     _verify_signature(parts.signature, signature_method, references, digests, signer)
     covered = {id(r.element): digest for r, digest in zip(references, digests, strict=True)}
-    replay_key = hashlib.sha256(covered[id(parts.timestamp)] + covered[id(parts.body)])
-    if not replay_guard.first_time(replay_key.hexdigest(), _replay_ttl(window_closes_at, now)):
+    replay_key = hashlib.sha256(covered[id(parts.timestamp)] + covered[id(parts.body)]).hexdigest()
+    expires_at = now + timedelta(seconds=_replay_ttl(window_closes_at, now))
+    if not remember_request(replay_key, expires_at=expires_at):
         raise SoapFault(REPLAY, "This signed request has already been received.")
     record = signer.certificate
-    return Authenticated(sender=record.sender, certificate=record, body=parts.body)
+    return Authenticated(
+        sender=record.sender,
+        certificate=record,
+        body=parts.body,
+        replay_key=replay_key,
+        replay_expires_at=expires_at,
+    )
 
 
 def _find_parts(envelope: etree._Element) -> _Parts:

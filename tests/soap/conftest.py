@@ -25,7 +25,7 @@ def soap_server(
     """The whole application served on 127.0.0.1, its public URL the server's own address.
 
     Same database and document store as the `app` fixture, so tests arrange with factories and
-    check what the server stored. Redis is the real one (the replay guard needs it).
+    check what the server stored. Redis is the machine's (registered mail queues its proofs).
     """
     settings = make_settings(instance_path, database_url, redis_url=REDIS_URL)
     served = create_app(settings, TESTING=True)

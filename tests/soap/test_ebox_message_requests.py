@@ -25,7 +25,15 @@ from ebox.senders.models import Sender
 from ebox.soap.xml import SOAP11_NS
 from tests.factories import create_citizen, create_message_type, next_national_number
 from tests.live_server import LiveServer
-from tests.soap.wss_helpers import Identity, body_of, make_envelope, register, serialize, sign
+from tests.soap.wss_helpers import (
+    REDIS_URL,
+    Identity,
+    body_of,
+    make_envelope,
+    register,
+    serialize,
+    sign,
+)
 
 EBOX_NS = "urn:ebox:ns:EboxMessage:v1"
 ROOT = Path(__file__).resolve().parents[2]
@@ -237,21 +245,34 @@ def test_the_longest_timestamp_lifetime_is_the_operators_setting(
     assert "within 5 minutes" in message
 
 
-def test_without_redis_a_signed_request_gets_service_unavailable(
+def test_without_redis_a_signed_request_is_published_and_its_replay_refused(
     soap_server: LiveServer, identity: Identity, sender: Sender
 ) -> None:
-    app = soap_server.app
-    saved = app.extensions.pop("ebox.soap.redis", None)
-    settings = app.config["EBOX"]
+    """The replay guard keeps its record in the database: Redis is not needed to tell."""
+    settings = soap_server.app.config["EBOX"]
     settings.redis_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     try:
-        response = post(soap_server, signed(publication(), identity))
+        raw = signed(publication(), identity)
+        first = post(soap_server, raw)
+        again = post(soap_server, raw)
     finally:
-        settings.redis_url = "redis://127.0.0.1:6379/0"
-        app.extensions.pop("ebox.soap.redis", None)
-        if saved is not None:
-            app.extensions["ebox.soap.redis"] = saved
-    assert fault_of(response)[:2] == ("soap:Server", "SERVICE_UNAVAILABLE")
+        settings.redis_url = REDIS_URL
+    assert first.status_code == 200, first.text
+    assert fault_of(again)[:2] == ("soap:Client", "REPLAY")
+    assert document_count() == 1
+
+
+def test_a_refused_request_stays_seen(
+    soap_server: LiveServer, identity: Identity, sender: Sender
+) -> None:
+    """Refused, its transaction rolled back, the request is still recorded as seen: sent again
+    once the refusal's cause is gone (here the message type is created), it is a replay."""
+    raw = signed(publication(MessageType="LATER"), identity)
+    assert fault_of(post(soap_server, raw))[1] == "MESSAGE_TYPE_UNKNOWN"
+    create_message_type(sender, code="LATER")
+    db.session.commit()
+
+    assert fault_of(post(soap_server, raw))[1] == "REPLAY"
     assert document_count() == 0
 
 

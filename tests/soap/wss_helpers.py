@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
-from redis import Redis
 
 from ebox.db_types import utcnow
 from ebox.extensions import db
@@ -29,7 +28,6 @@ from ebox.soap.wssecurity import (
     WSSE_NS,
     WSU_NS,
     X509_VALUE_TYPE,
-    ReplayGuard,
 )
 from ebox.soap.xml import SOAP11_NS
 from tests.factories import create_sender
@@ -110,11 +108,6 @@ def register(
     db.session.add(record)
     db.session.commit()
     return record
-
-
-def replay_guard() -> ReplayGuard:
-    """A guard on the real Redis, with a prefix of its own so tests never see each other."""
-    return ReplayGuard(Redis.from_url(REDIS_URL), prefix=f"ebox:test:wss:{uuid.uuid4().hex}:")
 
 
 def q(namespace: str, name: str) -> str:
