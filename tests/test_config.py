@@ -107,6 +107,16 @@ def test_a_number_setting_that_is_not_a_number_is_refused_by_name():
         Settings.from_environment({"EBOX_INBOX_PAGE_SIZE": "twenty"})
 
 
+def test_the_redis_timeout_takes_fractions_of_a_second():
+    assert Settings.from_environment({}).redis_timeout_seconds == 1.0
+    assert (
+        Settings.from_environment({"EBOX_REDIS_TIMEOUT_SECONDS": "0.5"}).redis_timeout_seconds
+        == 0.5
+    )
+    with pytest.raises(ConfigError, match="EBOX_REDIS_TIMEOUT_SECONDS must be a number"):
+        Settings.from_environment({"EBOX_REDIS_TIMEOUT_SECONDS": "one"})
+
+
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
@@ -114,6 +124,7 @@ def test_a_number_setting_that_is_not_a_number_is_refused_by_name():
         ({"storage_backend": "ftp"}, "EBOX_STORAGE must be one of"),
         ({"alert_hour": 24}, "EBOX_ALERT_HOUR must be from 0 to 23"),
         ({"session_max_hours": 0}, "EBOX_SESSION_MAX_HOURS must be from 1"),
+        ({"redis_timeout_seconds": 0}, "EBOX_REDIS_TIMEOUT_SECONDS must be from 0.1 to 60"),
     ],
 )
 def test_values_out_of_their_range_are_refused_by_variable_name(tmp_path, change, reason):
