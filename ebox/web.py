@@ -10,7 +10,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
-from ebox import national_number, transactions
+from ebox import national_number, outages, transactions
 from ebox.config import LANGUAGES
 from ebox.extensions import htmx
 
@@ -64,11 +64,21 @@ def set_security_headers(response: Response) -> Response:
 
 
 def commit_or_rollback(response: Response) -> Response:
-    """The one transaction boundary of a request: commit a good answer, roll back the rest."""
-    if response.status_code < 400:
-        transactions.commit()
-    else:
+    """The one transaction boundary of a request: commit a good answer, roll back the rest.
+
+    A commit that fails because the database went away answers 503 instead of the response.
+    """
+    if response.status_code >= 400:
         transactions.rollback()
+        return response
+    try:
+        transactions.commit()
+    except Exception as error:
+        down = outages.unavailable(error)
+        if down is None:
+            raise
+        page, code = render_unavailable(down, error)
+        return Response(page, code, mimetype="text/html")
     return response
 
 
@@ -81,6 +91,7 @@ def render_error(error: HTTPException) -> tuple[str, int]:
         405: _("This page cannot be used that way."),
         413: _("What you sent is too large."),
         429: _("Too many attempts. Please wait a moment and try again."),
+        503: _("eBox is temporarily unavailable. Please try again in a few minutes."),
     }
     code = error.code or 500
     message = messages.get(code, _("Something went wrong on our side. Please try again later."))
@@ -89,9 +100,29 @@ def render_error(error: HTTPException) -> tuple[str, int]:
 
 def render_unexpected_error(error: Exception) -> tuple[str, int]:
     transactions.rollback()
+    down = outages.unavailable(error)
+    if down is not None:
+        return render_unavailable(down, error)
     log.exception("unhandled error on %s %s", request.method, request.path)
     message = _("Something went wrong on our side. Please try again later.")
     return render_template("error.html", code=500, message=message), 500
+
+
+def render_unavailable(down: str, error: Exception) -> tuple[str, int]:
+    """503 for an outage of the database or Redis: one warning line, no traceback. The page
+    names no one: whoever is logged in cannot be looked up while the database is away."""
+    log.warning(
+        "%s %s answered 503: %s cannot be reached (%s)",
+        request.method,
+        request.path,
+        down,
+        outages.describe(error),
+    )
+    g.pop("citizen", None)
+    g.pop("web_session", None)
+    g.is_staff = False
+    message = _("eBox is temporarily unavailable. Please try again in a few minutes.")
+    return render_template("error.html", code=503, message=message), 503
 
 
 def template_helpers() -> dict[str, Any]:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 
 from sqlalchemy import text
 
+from ebox import outages
 from ebox.extensions import db
 from ebox.redis_connection import redis_for_app
 from ebox.storage.services import check_storage
@@ -38,6 +39,6 @@ def _passes(name: str, check: Callable[[], None]) -> bool:
     try:
         check()
     except Exception as exc:  # a health check reports every failure, whatever its kind
-        log.warning("health check %s failed: %s", name, exc)
+        log.warning("health check %s failed: %s", name, outages.describe(exc))
         return False
     return True

@@ -5,6 +5,10 @@ with a Fault: read the whole body (at most soap_max_request_bytes, counted as re
 body cut short), parse (ebox.soap.xml), authenticate the signature (ebox.soap.wssecurity;
 healthCheck alone may come unsigned), find the operation by the request element's name,
 validate that element against the service's XSD, run the operation, commit.
+
+A request the service cannot answer because PostgreSQL or Redis is down gets the Fault
+SERVICE_UNAVAILABLE and one warning line (ebox.outages); any other unexpected error
+INTERNAL_ERROR and its traceback.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from flask import Blueprint, Response, abort, request
 from lxml import etree
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
-from ebox import transactions
+from ebox import outages, transactions
 from ebox.audit.services import Actor, record_event
 from ebox.config import current_settings
 from ebox.db_types import utcnow
@@ -78,11 +82,25 @@ def endpoint(service: Service) -> Response:
         transactions.rollback()
         _after_refusal(call, fault)
         return soap_envelope.fault_response(fault)
-    except Exception:
+    except Exception as error:
         transactions.rollback()
-        log.exception("%s request failed unexpectedly", service.name)
+        down = outages.unavailable(error)
+        if down is None:
+            log.exception("%s request failed unexpectedly", service.name)
+            return soap_envelope.fault_response(
+                SoapFault(faults.INTERNAL_ERROR, "An internal error occurred; try again later.")
+            )
+        log.warning(
+            "%s request answered SERVICE_UNAVAILABLE: %s cannot be reached (%s)",
+            service.name,
+            down,
+            outages.describe(error),
+        )
         return soap_envelope.fault_response(
-            SoapFault(faults.INTERNAL_ERROR, "An internal error occurred; try again later.")
+            SoapFault(
+                faults.SERVICE_UNAVAILABLE,
+                "The service is temporarily unavailable; try again later.",
+            )
         )
 
 
@@ -276,9 +294,18 @@ def _after_refusal(call: _Call, fault: SoapFault) -> None:
             details,
         )
         transactions.commit()
-    except Exception:
+    except Exception as error:
         transactions.rollback()
-        log.exception("could not audit a refused request of sender %s", call.sender_id)
+        down = outages.unavailable(error)
+        if down is None:
+            log.exception("could not audit a refused request of sender %s", call.sender_id)
+        else:
+            log.warning(
+                "could not audit a refused request of sender %s: %s cannot be reached (%s)",
+                call.sender_id,
+                down,
+                outages.describe(error),
+            )
 
 
 def _message_id_of(payload: etree._Element) -> dict[str, object]:

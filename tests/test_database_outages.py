@@ -1,0 +1,142 @@
+"""PostgreSQL stopped (fast, or immediate as after a crash) and started again under eBox: a
+PostgreSQL of the test's own (tests/postgres_server.py), never the machine's. While it is down a
+SOAP request gets SERVICE_UNAVAILABLE, a page 503 and /readyz 503, each with one warning line
+and no traceback; once it is back everything answers again, without a restart of eBox."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from lxml import etree
+
+from ebox import create_app
+from ebox.extensions import db
+from ebox.senders.models import Sender
+from ebox.soap.xml import SOAP11_NS
+from tests.conftest import make_settings
+from tests.factories import create_citizen, create_message_type, login
+from tests.postgres_server import PostgresServer, postgres_server
+from tests.soap.test_ebox_message_requests import EBOX_NS, publication, signed
+from tests.soap.wss_helpers import Identity, make_identity, register
+
+pytestmark = pytest.mark.postgres_only
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def outage_app(
+    postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory, own_redis_url: str
+) -> Iterator[Flask]:
+    """eBox on the test's own PostgreSQL, its schema made by the migrations."""
+    settings = make_settings(
+        tmp_path_factory.mktemp("outage-instance"), postgres.url, redis_url=own_redis_url
+    )
+    app = create_app(settings, TESTING=True)
+    with app.app_context():
+        upgrade()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def identity() -> Identity:
+    return make_identity("rsa", name="Outage Back Office")
+
+
+@pytest.fixture(scope="module")
+def client(outage_app: Flask, identity: Identity) -> FlaskClient:
+    """A citizen logged in, and a sender who may publish."""
+    record = register(identity)
+    sender = db.session.get(Sender, record.sender_id)
+    assert sender is not None
+    create_message_type(sender, code="TAX")
+    citizen = create_citizen()
+    db.session.commit()
+    web = outage_app.test_client()
+    web.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    login(web, citizen)
+    return web
+
+
+def soap_answer(client: FlaskClient, identity: Identity) -> tuple[int, str | None]:
+    """The HTTP status of a new signed publication and its Fault code (None when accepted).
+    Sent as a back office sends it: without the citizen's cookie."""
+    assert isinstance(client.application, Flask)
+    payload = publication(MessageType="TAX")
+    ticket = payload.find(f"{{{EBOX_NS}}}MessageID/{{{EBOX_NS}}}Ticket")
+    assert ticket is not None
+    ticket.text = f"OUTAGE-{uuid.uuid4().hex[:12]}"
+    response = client.application.test_client().post(
+        "/soap/EboxMessage/v1",
+        data=signed(payload, identity),
+        content_type="text/xml; charset=utf-8",
+    )
+    root = etree.fromstring(response.data)
+    code = root.findtext(f"{{{SOAP11_NS}}}Body//{{{EBOX_NS}}}Code")
+    if code is not None:
+        assert root.findtext(f"{{{SOAP11_NS}}}Body/{{{SOAP11_NS}}}Fault/faultcode") == (
+            "soap:Server"
+        )
+    return response.status_code, code
+
+
+def warnings_and_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+def assert_one_plain_warning(caplog: pytest.LogCaptureFixture, logger: str) -> None:
+    [record] = warnings_and_errors(caplog)
+    assert (record.name, record.levelno) == (logger, logging.WARNING)
+    assert record.exc_info is None
+    assert "\n" not in record.getMessage()
+    assert "the database cannot be reached" in record.getMessage() or logger.endswith("checks")
+    caplog.clear()
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_while_the_database_is_down_every_answer_says_try_again_with_one_log_line(
+    outage_app: Flask,
+    postgres: PostgresServer,
+    client: FlaskClient,
+    identity: Identity,
+    caplog: pytest.LogCaptureFixture,
+    mode: str,
+) -> None:
+    assert soap_answer(client, identity) == (200, None)
+    assert client.get("/").status_code == 200
+    caplog.set_level(logging.INFO)
+
+    postgres.stop(mode)
+    try:
+        assert soap_answer(client, identity) == (500, "SERVICE_UNAVAILABLE")
+        assert_one_plain_warning(caplog, "ebox.soap.views")
+
+        page = client.get("/")
+        assert page.status_code == 503
+        assert "eBox is temporarily unavailable" in page.get_data(as_text=True)
+        assert_one_plain_warning(caplog, "ebox.web")
+
+        ready = outage_app.test_client().get("/readyz")  # a load balancer's probe
+        assert ready.status_code == 503
+        assert ready.get_json()["checks"]["database"] == "failed"
+        assert_one_plain_warning(caplog, "ebox.health.checks")
+    finally:
+        postgres.start()
+
+    # Back: the pool's dead connections are replaced, nothing to restart.
+    assert soap_answer(client, identity) == (200, None)
+    assert client.get("/").status_code == 200
+    assert outage_app.test_client().get("/readyz").status_code == 200
+    assert warnings_and_errors(caplog) == []
