@@ -169,14 +169,21 @@ def _read_body(limit: int) -> bytes:
             chunks.append(chunk)
     except RequestEntityTooLarge:
         raise too_large from None
-    except ClientDisconnected:
-        raise _incomplete() from None
+    except ClientDisconnected:  # werkzeug's word for any error reading the input, a reset too
+        raise _incomplete(received, announced, "disconnected") from None
     if announced is not None and received != announced:
-        raise _incomplete()
+        raise _incomplete(received, announced, "ended")
     return b"".join(chunks)
 
 
-def _incomplete() -> SoapFault:
+def _incomplete(received: int, announced: int | None, how: str) -> SoapFault:
+    """The Fault for a body cut short: the client went away, which is no fault of ours."""
+    log.info(
+        "a SOAP request body broke off after %d of %s bytes (%s)",
+        received,
+        announced if announced is not None else "unannounced",
+        how,
+    )
     return SoapFault(faults.XML_MALFORMED, "The request ended before its body was complete.")
 
 

@@ -153,12 +153,51 @@ def test_a_chunked_body_cut_short_by_the_client_is_never_parsed(
 
 
 def test_a_body_shorter_than_its_content_length_is_never_parsed(
-    soap_server: LiveServer,
+    soap_server: LiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     head = request_head(soap_server, Content_Length=str(len(PING) + 100))
-    code, message = send(soap_server, head, PING).fault
+    with caplog.at_level(logging.INFO, logger="ebox"):
+        code, message = send(soap_server, head, PING).fault
     assert code == "XML_MALFORMED"
     assert "before its body was complete" in message
+    # The client went away: one line at INFO, nothing an operator has to act on.
+    [record] = [r for r in caplog.records if r.name.startswith("ebox")]
+    assert record.levelno == logging.INFO and record.exc_info is None
+    assert f"broke off after {len(PING)} of {len(PING) + 100} bytes" in record.getMessage()
+
+
+class _ResetAfter(io.RawIOBase):
+    """Gives some bytes, then fails as a socket whose client reset the connection."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        if not self.data:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        size = min(len(buffer), len(self.data))
+        buffer[:size], self.data = self.data[:size], self.data[size:]
+        return size
+
+
+def test_a_connection_reset_mid_body_is_a_fault_and_one_info_line(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    stream = _ResetAfter(PING)
+    environ = {"CONTENT_LENGTH": str(len(PING) + 100), "wsgi.input": stream}
+    with (
+        caplog.at_level(logging.INFO, logger="ebox"),
+        app.test_request_context(PATH, method="POST", environ_overrides=environ),
+        pytest.raises(SoapFault) as refused,
+    ):
+        _read_body(LIMIT)
+    assert refused.value.code == "XML_MALFORMED"
+    [record] = caplog.records
+    assert record.levelno == logging.INFO and record.exc_info is None
+    assert f"broke off after {len(PING)} of {len(PING) + 100} bytes" in record.getMessage()
 
 
 def test_a_body_of_exactly_its_content_length_is_answered(soap_server: LiveServer) -> None:
