@@ -124,7 +124,7 @@ STAGES = (
     ("  certificate (remembered, or X.509 + DB)", "ebox.soap.wssecurity", "find_signer"),
     ("  our digests (exc-C14N + SHA-256)", "ebox.soap.wssecurity", "_check_digest"),
     ("  signature over SignedInfo (RSA)", "ebox.soap.wssecurity", "verify_signed_info"),
-    ("  replay guard (Redis SET NX)", "ebox.soap.wssecurity:ReplayGuard", "first_time"),
+    ("  replay guard (INSERT ON CONFLICT)", "ebox.soap.wssecurity", "remember_request"),
     ("XSD validation", "ebox.soap.views", "_validate"),
     ("base64 decode of the PDF", "ebox.soap.messages", "_base64"),
     ("message type (remembered, or DB)", "ebox.senders.directory", "find_message_type"),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ebox.extensions import db
@@ -20,14 +22,22 @@ def remember_request(key: str, *, expires_at: datetime) -> bool:
     this is a replay; if it rolls back, this request is the first. A row past expires_at still
     counts: its request can no longer pass the Timestamp check anyway, and the purge deletes it.
     """
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = (
+    # Every signed request runs this: the statement is built once, and runs on the Core
+    # connection of the session's transaction.
+    statement = _insert_key(db.session.get_bind().dialect.name)
+    values = {"key": key, "expires_at": expires_at}
+    return db.session.connection().execute(statement, values).first() is not None
+
+
+@functools.cache
+def _insert_key(dialect_name: str) -> Any:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return (
         dialect.insert(SeenRequest)
-        .values(key=key, expires_at=expires_at)
+        .values(key=bindparam("key"), expires_at=bindparam("expires_at"))
         .on_conflict_do_nothing(index_elements=[SeenRequest.key])
         .returning(SeenRequest.key)
     )
-    return db.session.execute(statement).first() is not None
 
 
 def forget_expired_requests(now: datetime) -> int:
