@@ -71,7 +71,7 @@ LIVE, WITHOUT_OBJECT, WITH_OBJECT, DELETED = 1, 2, 3, 4
 # above them.
 PURGE_STAGES = (
     ("remove objects (SELECT, unlink each, UPDATE, commit)", services, "_remove_marked_objects"),
-    ("  delete_content (unlink)", services, "delete_content"),
+    ("  delete_contents (the store's delete_many)", services, "delete_contents"),
 )
 
 

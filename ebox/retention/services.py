@@ -26,7 +26,7 @@ from ebox.evidence.timestamp import TimestampError
 from ebox.evidence.xml import CLOCK_SKEW, CONTENT_HANDOVER_FAILURE
 from ebox.extensions import db
 from ebox.mailbox.models import Document
-from ebox.storage.services import delete_content, list_storage_keys, stored_at
+from ebox.storage.services import delete_content, delete_contents, list_storage_keys, stored_at
 
 log = logging.getLogger(__name__)
 SelectT = TypeVar("SelectT", bound=Select)
@@ -211,8 +211,8 @@ def _remove_marked_objects(batch_size: int) -> int:
         if not marked:
             return removed
         after = marked[-1].id
-        for _, storage_key in marked:
-            delete_content(str(storage_key))  # idempotent: a missing object is fine
+        # Idempotent: a missing object is fine (a run killed here removes them again).
+        delete_contents([str(storage_key) for _, storage_key in marked])
         db.session.execute(
             update(Document)
             .where(Document.id.in_([document_id for document_id, _ in marked]))

@@ -7,7 +7,7 @@ or object lock as they decide). A missing bucket is a StorageUnavailable error n
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -23,6 +23,7 @@ from ebox.storage.errors import ContentNotFound, StorageUnavailable
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
+_DELETE_OBJECTS_LIMIT = 1000
 _MISSING_BUCKET = {"NoSuchBucket"}
 _MISSING_OBJECT = {"NoSuchKey", "404", "NotFound"}
 _DENIED = {"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
@@ -82,6 +83,22 @@ class S3Store:
         # S3 answers a delete of a missing key with success: idempotent as it is.
         with self._errors(key):
             self.client.delete_object(Bucket=self.bucket, Key=check_key(key))
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        # One DeleteObjects request per 1,000 keys (S3's limit), rather than one request each.
+        for start in range(0, len(keys), _DELETE_OBJECTS_LIMIT):
+            chunk = [{"Key": check_key(key)} for key in keys[start : start + _DELETE_OBJECTS_LIMIT]]
+            with self._errors(chunk[0]["Key"]):
+                response = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}
+                )
+            failed = response.get("Errors") or []
+            if failed:
+                first = failed[0]
+                raise StorageUnavailable(
+                    f"the object store did not delete {len(failed)} of {len(chunk)} objects "
+                    f"(first: {first.get('Key')!r}, {first.get('Code')}: {first.get('Message')})"
+                )
 
     def exists(self, key: str) -> bool:
         try:

@@ -8,7 +8,7 @@ content key in the document's row: without it the stored object cannot be read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
@@ -91,6 +91,13 @@ def delete_content(storage_key: str) -> None:
     """Remove the stored object; deleting what is already gone is not an error."""
     _store().delete(storage_key)
     log.info("deleted object %s", storage_key)
+
+
+def delete_contents(storage_keys: Sequence[str]) -> None:
+    """Remove many stored objects at once (the purge's batches); missing ones are no error."""
+    if storage_keys:
+        _store().delete_many(storage_keys)
+        log.info("deleted %d objects", len(storage_keys))
 
 
 def stored_at(storage_key: str) -> datetime | None:

@@ -15,6 +15,7 @@ from ebox.storage.services import (
     MasterKeyError,
     check_storage,
     delete_content,
+    delete_contents,
     open_content,
     store_content,
     validate_master_key,
@@ -171,6 +172,15 @@ def test_delete_is_idempotent(app):
     delete_content(stored.storage_key)
     delete_content(stored.storage_key)
     assert not local_object_path(app, stored.storage_key).exists()
+
+
+def test_many_objects_are_deleted_together_the_others_kept(app):
+    doomed = [store_content(f"expired {number}".encode()).storage_key for number in range(20)]
+    kept = store_content(b"still within its period").storage_key
+    delete_content(doomed[0])
+    delete_contents(doomed)  # one of them missing already: no error
+    assert not any(local_object_path(app, key).exists() for key in doomed)
+    assert local_object_path(app, kept).exists()
 
 
 def test_deleted_content_cannot_be_opened(app):

@@ -10,6 +10,7 @@ from ebox.storage.services import (
     StorageUnavailable,
     check_storage,
     delete_content,
+    delete_contents,
     list_storage_keys,
     open_content,
     store_content,
@@ -80,6 +81,17 @@ def test_deleting_from_s3_is_idempotent(s3_app, s3_client, s3_bucket):
     delete_content(stored.storage_key)
     listed = s3_client.list_objects_v2(Bucket=s3_bucket, Prefix=stored.storage_key)
     assert listed.get("KeyCount") == 0
+
+
+def test_many_s3_objects_are_deleted_together_the_others_kept(s3_app, s3_client, s3_bucket):
+    doomed = [store_content(f"expired {number}".encode()).storage_key for number in range(5)]
+    kept = store_content(b"still within its period").storage_key
+    already_gone = doomed[0]
+    delete_content(already_gone)
+    delete_contents(doomed)  # one of them missing already: no error
+    left = {item["Key"] for item in s3_client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])}
+    assert kept in left
+    assert not set(doomed) & left
 
 
 def test_opening_a_missing_s3_object_raises_content_not_found(s3_app):
