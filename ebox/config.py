@@ -64,6 +64,11 @@ class Settings:
     """All of eBox's settings. An empty value marked "derived" is filled in by __post_init__."""
 
     env: str = setting("development", "`development`, `test` or `production`")
+    log_format: str = setting(
+        "",  # derived
+        "`json` (one JSON object per line, for a log collector) or `text` (one line to read)",
+        shown="`json` in production, else `text`",
+    )
     instance_path: Path = setting(
         Path("instance"),
         "folder for the embedded defaults (database, files, keys, mail)",
@@ -227,6 +232,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         """Fill in the settings whose default follows from others."""
+        if not self.log_format:
+            self.log_format = "json" if self.env == "production" else "text"
         if not self.database_url:
             self.database_url = f"sqlite:///{self.instance_path / 'ebox.sqlite3'}"
         if not self.storage_path:
@@ -303,6 +310,7 @@ class Settings:
         validate_master_key(self.master_key)
         choices = {
             "env": ("development", "production", "test"),
+            "log_format": ("json", "text"),
             "storage_backend": ("local", "s3"),
             "saml_idp": ("demo", "federation"),
         }

@@ -16,11 +16,23 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job, get_current_job
 
+from ebox.log_config import bind_log_fields, log_field, new_request_id, sane_request_id
 from ebox.redis_connection import redis_for_app
 
 log = logging.getLogger(__name__)
 
 QUEUE = "default"
+
+
+class TracedQueue(Queue):
+    """Jobs queued while a request (or a job) runs carry its request id in their meta: the
+    worker puts it on the lines of the job, so one id follows a request into the worker."""
+
+    def create_job(self, *args: Any, **kwargs: Any) -> Job:
+        request_id = log_field("request_id")
+        if request_id is not None:
+            kwargs["meta"] = {"request_id": request_id, **(kwargs.get("meta") or {})}
+        return super().create_job(*args, **kwargs)
 
 
 def queue(*, fail_fast: bool = False) -> Queue:
@@ -30,7 +42,7 @@ def queue(*, fail_fast: bool = False) -> Queue:
     """
     job = get_current_job()
     connection = job.connection if job is not None else redis_for_app(fail_fast=fail_fast)
-    return Queue(QUEUE, connection=connection)
+    return TracedQueue(QUEUE, connection=connection)
 
 
 class AppWorker(SimpleWorker):
@@ -41,7 +53,10 @@ class AppWorker(SimpleWorker):
         self.app = app
 
     def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
-        with self.app.app_context():
+        # The id of the request that queued the job, else one of its own (a periodic job): on
+        # every line of the job, and on the jobs it queues.
+        request_id = sane_request_id((job.meta or {}).get("request_id")) or new_request_id()
+        with self.app.app_context(), bind_log_fields(request_id=request_id, job_id=job.id):
             return bool(super().perform_job(job, queue, execution))
 
 

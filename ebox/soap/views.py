@@ -26,6 +26,7 @@ from ebox.audit.services import Actor, record_event
 from ebox.config import current_settings
 from ebox.db_types import utcnow
 from ebox.extensions import csrf
+from ebox.request_log import note_sender
 from ebox.soap import ebox_message, faults, registered_mail
 from ebox.soap import envelope as soap_envelope
 from ebox.soap.binary import is_plain_base64
@@ -128,6 +129,8 @@ def _handle(service: Service, call: _Call) -> etree._Element:
     )
     body, caller = _authenticate(service, envelope, call)
     call.sender_id = caller.sender.id if caller is not None else None
+    if call.sender_id is not None:
+        note_sender(call.sender_id)
     payload = _payload(body)
     call.payload = payload
     operation = service.operations.get(str(payload.tag))
