@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
             connection = connect_redis(settings)
         else:
             connection = stack.enter_context(embedded_redis(settings))
-        jobs = Queue(QUEUE, connection=connection)
+        jobs = Queue(QUEUE, connection=connection, default_timeout=settings.job_timeout_seconds)
         # Made before anything talks to Redis: RQ raises the read timeout of the connections
         # this client makes above its blocking wait for a job (minutes), which
         # EBOX_REDIS_TIMEOUT_SECONDS would cut short; connecting stays bounded by the setting.

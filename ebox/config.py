@@ -42,6 +42,18 @@ def _parse_float(variable: str, raw: str) -> float:
         raise ConfigError(f"EBOX_{variable} must be a number, got {raw!r}") from None
 
 
+def _parse_seconds_list(variable: str, raw: str) -> tuple[int, ...]:
+    try:
+        seconds = tuple(int(part) for part in raw.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"EBOX_{variable} must be whole numbers separated by commas, got {raw!r}"
+        ) from None
+    if any(value < 0 for value in seconds):
+        raise ConfigError(f"EBOX_{variable} must not be negative, got {raw!r}")
+    return seconds
+
+
 def setting(
     default: Any,
     meaning: str,
@@ -214,7 +226,27 @@ class Settings:
     alert_expiry_window_days: int = setting(
         7, "an alert warns of unread documents deleted within this many days"
     )
+    alert_retry_seconds: tuple[int, ...] = setting(
+        (60, 600, 3600),
+        "waits before each new try of a batch of alerts the mail server refused or whose worker "
+        "died (comma-separated seconds; one try more than there are waits)",
+        shown="`60,600,3600`",
+        parse=lambda raw: _parse_seconds_list("ALERT_RETRY_SECONDS", raw),
+    )
     purge_interval_minutes: int = setting(60, "how often the worker deletes expired documents")
+    job_timeout_seconds: int = setting(
+        180, "longest a job may run before its worker stops it (RQ's job time-out)"
+    )
+    worker_grace_seconds: int = setting(
+        60,
+        "a worker that died during a job is taken for dead this long after the job's time-out: "
+        "its job is taken over and it leaves `rq info`",
+    )
+    worker_maintenance_seconds: int = setting(
+        60,
+        "how often the workers look for the jobs of dead workers (RQ's registry cleaning); also "
+        "the longest an idle worker waits on Redis for a job",
+    )
     application_link_hours: int = setting(
         24,
         "lifetime of the link that confirms an application's e-mail address; an application "
@@ -325,6 +357,9 @@ class Settings:
             "trusted_proxies": (0, 5),
             "alert_hour": (0, 23),
             "purge_interval_minutes": (1, 24 * 60),
+            "job_timeout_seconds": (1, 24 * 3600),
+            "worker_grace_seconds": (1, 3600),
+            "worker_maintenance_seconds": (1, 3600),
             "session_idle_minutes": (1, 24 * 60),
             "session_max_hours": (1, 7 * 24),
             "wss_max_timestamp_minutes": (1, 60),

@@ -1,5 +1,10 @@
 """The daily alert as jobs: one job starts the day, one per range of citizens plans, and one per
-batch of deliveries sends. More workers finish sooner; any job may run again safely."""
+batch of deliveries sends. More workers finish sooner; any job may run again safely.
+
+Planning and sending jobs have retries: RQ uses them both when a job fails and when its worker
+died during it (ebox.jobs), so the deliveries a dead worker had not claimed yet are sent by
+another worker within minutes, with no operator. Those it had claimed stay "sending" and are
+not sent again that day (ebox.alerts.services)."""
 
 from __future__ import annotations
 
@@ -16,9 +21,13 @@ from ebox.jobs import queue
 
 log = logging.getLogger(__name__)
 
-# Refused mails are tried again after 1 minute, 10 minutes and 1 hour; then the job stays in
-# RQ's failed registry for operators, and the next day's alert covers the citizen's news.
-SEND_RETRY = Retry(max=3, interval=[60, 600, 3600])
+
+def alert_retry() -> Retry:
+    """Refused mails (or a dead worker's batch) are tried again after 1 minute, 10 minutes and
+    1 hour by default (EBOX_ALERT_RETRY_SECONDS); then the job stays in RQ's failed registry for
+    operators, and the next day's alert covers the citizen's news."""
+    waits = list(current_settings().alert_retry_seconds)
+    return Retry(max=len(waits), interval=waits)
 
 
 class AlertsRefused(RuntimeError):
@@ -32,7 +41,7 @@ def start_daily_alerts(day: str | None = None) -> int:
     ranges = services.citizen_id_ranges()
     jobs = queue()
     for first_id, end_id in ranges:
-        jobs.enqueue(plan_alerts, run.day.isoformat(), first_id, end_id)
+        jobs.enqueue(plan_alerts, run.day.isoformat(), first_id, end_id, retry=alert_retry())
     log.info("alerts %s: %d planning jobs enqueued", run.day, len(ranges))
     return len(ranges)
 
@@ -45,8 +54,9 @@ def plan_alerts(day: str, first_id: int, end_id: int) -> int:
     batches = list(services.deliveries_to_send(alert_day, first_id, end_id))
     db.session.rollback()  # read only: end it before enqueueing
     jobs = queue()
+    retry = alert_retry()
     for batch in batches:
-        jobs.enqueue(send_alerts, day, batch, retry=SEND_RETRY)
+        jobs.enqueue(send_alerts, day, batch, retry=retry)
     return planned
 
 

@@ -27,12 +27,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
 from redis import Redis
-from rq import Queue
+from rq import Queue, Worker
 from sqlalchemy import select, text
 
 from ebox.accounts.models import Citizen
 from ebox.alerts.jobs import start_daily_alerts
-from ebox.alerts.models import SENDING, SENT, AlertDelivery
+from ebox.alerts.models import PLANNED, SENDING, SENT, AlertDelivery
 from ebox.alerts.services import SEND_WINDOW, delivery_counts, platform_today
 from ebox.db_types import utcnow
 from ebox.extensions import db
@@ -106,10 +106,11 @@ class Workers:
         self.logs = logs
         self.started: list[subprocess.Popen[bytes]] = []
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, *, burst: bool = True) -> subprocess.Popen[bytes]:
+        """A worker that stops once the queue is empty (burst), or that works until killed."""
         log = (self.logs / f"worker-{len(self.started) + 1}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "worker.py"), "--burst"],
+            [sys.executable, str(ROOT / "worker.py"), *(["--burst"] if burst else [])],
             cwd=ROOT,
             env=self.environment,
             stdout=log,
@@ -292,3 +293,91 @@ def watermarks_left_behind(day: date) -> list[str]:
         )
     ).all()
     return [str(email) for (email,) in rows]
+
+
+# The takeover test's timings: a job may run 10 s, a worker silent 2 s past that is dead, and
+# workers clean RQ's registries every second; a retry waits 1 s. Production: 180 s, 60 s, 60 s.
+TAKEOVER_SETTINGS = {
+    "EBOX_JOB_TIMEOUT_SECONDS": "10",
+    "EBOX_WORKER_GRACE_SECONDS": "2",
+    "EBOX_WORKER_MAINTENANCE_SECONDS": "1",
+    "EBOX_ALERT_RETRY_SECONDS": "1,1,1",
+}
+TAKEOVER_CITIZENS = 1000  # one sending job (SEND_BATCH)
+TAKEOVER_DEADLINE = 60  # seconds after the kill
+
+
+def test_a_dead_workers_batch_is_taken_over_by_another_worker_without_an_operator(
+    app: Flask,
+    workers: Workers,
+    redis_url: str,
+    mail_server: tuple[SlowMailServer, str],
+) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the citizens are created with PostgreSQL's generate_series")
+    smtp, _ = mail_server
+    workers.environment.update(TAKEOVER_SETTINGS)
+    create_citizens_with_news(TAKEOVER_CITIZENS)
+    day = platform_today()
+    redis = Redis.from_url(redis_url)
+    jobs = Queue(QUEUE, connection=redis)
+
+    # A worker, killed in the middle of the day's only sending job.
+    jobs.enqueue(start_daily_alerts, day.isoformat())
+    doomed = workers.start()
+    started = time.monotonic()
+    while len(smtp.received()) < TAKEOVER_CITIZENS // 3 + 37:
+        assert doomed.poll() is None, workers.log_of(doomed)
+        assert time.monotonic() - started < WORKER_TIMEOUT, "the first worker sends too slowly"
+        time.sleep(0.001)
+    doomed.kill()
+    doomed.wait()
+    killed_at = time.monotonic()
+    at_kill = len(smtp.received())
+    assert [worker.pid for worker in Worker.all(connection=redis)] == [doomed.pid]
+    assert len(jobs.started_job_registry.get_job_ids()) == 1, "the dead worker's job"
+    assert delivery_counts(day).get(PLANNED, 0) > 0, "the kill came too late to strand any"
+
+    # Another worker is started, as a supervisor would; nobody runs or enqueues anything.
+    survivor = workers.start(burst=False)
+    taken_over_after = None
+    while taken_over_after is None:
+        assert survivor.poll() is None, workers.log_of(survivor)
+        waited = time.monotonic() - killed_at
+        assert waited < TAKEOVER_DEADLINE, (
+            f"after {waited:.0f} s: {delivery_counts(day)}\n{workers.log_of(survivor)}"
+        )
+        if PLANNED not in delivery_counts(day):
+            taken_over_after = waited
+        time.sleep(0.2)
+    db.session.rollback()
+    # The dead worker is gone from what `rq info` shows: only the new one is left.
+    assert [worker.pid for worker in Worker.all(connection=redis)] == [survivor.pid]
+    assert Worker.count(queue=jobs) == 1
+    info = subprocess.run(
+        [str(Path(sys.executable).parent / "rq"), "info", "--url", redis_url, "--only-workers"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert "1 workers" in info, info
+
+    counts = delivery_counts(day)
+    deliveries = deliveries_of(day)
+    ambiguous = {email for email, status in deliveries if status == SENDING}
+    sent = {email for email, status in deliveries if status == SENT}
+    received = Counter(smtp.received())
+    print(
+        f"\n{at_kill} alerts had arrived at the kill; the rest was taken over "
+        f"{taken_over_after:.1f} s after it; deliveries {counts}"
+    )
+    assert len(deliveries) == TAKEOVER_CITIZENS
+    assert set(counts) <= {SENT, SENDING}, counts
+    assert received.most_common(1)[0][1] == 1, "someone got two alerts on one day"
+    assert sent <= set(received), "every alert marked sent has arrived"
+    assert set(received) <= sent | ambiguous
+    assert len(ambiguous) <= SEND_WINDOW, len(ambiguous)
+    assert len(sent) >= TAKEOVER_CITIZENS - SEND_WINDOW
+    assert jobs.count == 0
+    assert jobs.failed_job_registry.count == 0
