@@ -76,8 +76,13 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
 
 def sane_request_id(candidate: str | None) -> str | None:
-    """candidate when it is fit for a log line, else None."""
-    if candidate and _SANE_REQUEST_ID.fullmatch(candidate):
+    """candidate when it is fit for a log line, else None. One the masking would change (a
+    national number) is refused too: the lines would not show the id the client was given."""
+    if (
+        candidate
+        and _SANE_REQUEST_ID.fullmatch(candidate)
+        and mask_personal_data(candidate) == candidate
+    ):
         return candidate
     return None
 

@@ -1,9 +1,11 @@
 """eBox under gunicorn as the README and the operations guide start it: a production start with
-unsafe settings stops the whole server with the reasons printed once, and the access log never
-carries a query string (a citizen's search in titles)."""
+unsafe settings stops the whole server with the reasons printed once, the access log never
+carries a query string (a citizen's search in titles), and with EBOX_LOG_FORMAT=json every line,
+gunicorn's and eBox's, is a JSON object naming the request's id."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -106,3 +108,53 @@ def _wait_for(port: int, timeout: float = 20) -> None:
         except OSError:
             time.sleep(0.1)
     raise AssertionError(f"gunicorn did not listen on {port}")
+
+
+def test_with_json_logs_gunicorn_and_ebox_write_json_lines_that_name_the_request(tmp_path):
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            GUNICORN,
+            "-c",
+            "python:ebox.gunicorn_conf",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--access-logfile",
+            "-",
+            "app:app",
+        ],
+        cwd=ROOT,
+        env=_environment(tmp_path, EBOX_ENV="development", EBOX_LOG_FORMAT="json"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_for(port)
+        asked = urllib.request.Request(
+            f"http://127.0.0.1:{port}/auth/login?next=/%3Fq%3DPersonalWord",
+            headers={"X-Request-ID": "gunicorn-trace-7"},
+        )
+        with urllib.request.urlopen(asked, timeout=10) as answer:  # noqa: S310 (http, loopback)
+            assert answer.status == 200
+            assert answer.headers["X-Request-ID"] == "gunicorn-trace-7"
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    lines = [json.loads(line) for line in output.splitlines()]  # every line is JSON
+    assert "PersonalWord" not in output
+    access = [line for line in lines if line.get("event") == "http.access"]
+    assert len(access) == 1
+    assert access[0]["logger"] == "gunicorn.access"
+    assert access[0]["path"] == "/auth/login"
+    assert access[0]["status"] == 200
+    assert access[0]["method"] == "GET"
+    assert access[0]["request_id"] == "gunicorn-trace-7"
+    assert isinstance(access[0]["duration_ms"], float)
+    completed = [line for line in lines if line.get("event") == "request.completed"]
+    assert [line["request_id"] for line in completed] == ["gunicorn-trace-7"]
+    assert any(
+        line["logger"] == "gunicorn.error" and "Booting worker" in line["message"] for line in lines
+    )

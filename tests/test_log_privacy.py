@@ -3,11 +3,13 @@ worker's jobs run with every log record kept, and none names a national number i
 e-mail address, a document's title, body text or content.
 
 The records are checked as the code wrote them (message and arguments, traceback included),
-before any formatter could mask them; the formatter's output is checked as well.
+before any formatter could mask them; the output of both formatters (text and JSON) is checked
+as well.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from ebox.alerts.services import platform_today, run_inline
 from ebox.demo.pdf import make_pdf
 from ebox.evidence.jobs import make_missing_proofs
 from ebox.extensions import db
-from ebox.log_config import MaskingFormatter
+from ebox.log_config import MaskingFormatter, MaskingJsonFormatter
 from ebox.mailbox.models import Document
 from ebox.retention.services import purge_expired
 from examples.ebox_client import make_client, publish_pdf, send_registered_pdf
@@ -107,7 +109,10 @@ def _printed(number: str) -> str:
 def _texts(record: logging.LogRecord) -> list[str]:
     formatter = logging.Formatter("%(message)s")
     raw = formatter.format(record)  # the message with its arguments, and any traceback
-    return [raw, MaskingFormatter("%(message)s").format(record)]
+    line = MaskingJsonFormatter().format(record)
+    # The values decoded too, so that no escaped character in the JSON text hides a word.
+    values = "\n".join(str(value) for value in json.loads(line).values())
+    return [raw, MaskingFormatter("%(message)s").format(record), line, values]
 
 
 def test_no_log_record_names_a_citizen_an_address_a_title_or_content(
