@@ -13,7 +13,8 @@ import sys
 
 from rq import Queue
 
-from ebox import create_app
+from ebox import create_app, metrics
+from ebox.config import Settings
 from ebox.jobs import QUEUE, AppWorker
 from ebox.redis_connection import connect as connect_redis
 from ebox.redis_connection import embedded_redis
@@ -24,7 +25,11 @@ log = logging.getLogger("ebox.worker")
 
 def main(argv: list[str]) -> int:
     burst = "--burst" in argv
-    app = create_app()
+    settings = Settings.from_environment()
+    # Before the application counts anything (its first database connection): beside
+    # gunicorn's processes on this machine, so any web process's /metrics includes ours.
+    metrics.use_directory(metrics.directory_for(settings))
+    app = create_app(settings)
     settings = app.config["EBOX"]
     with contextlib.ExitStack() as stack:
         if settings.redis_url:

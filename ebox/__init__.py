@@ -19,7 +19,7 @@ import ebox.mailbox.models
 import ebox.profile.models
 import ebox.senders.models
 import ebox.soap.models  # noqa: F401
-from ebox import request_log, web
+from ebox import metrics, request_log, web
 from ebox.accounts.sessions import load_session
 from ebox.accounts.views import bp as accounts_bp
 from ebox.admin.views import bp as admin_bp
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, **flask_overrides: Any) -> Flas
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
 
     _init_extensions(app)
+    metrics.watch_pools()
     request_log.init_app(app)  # first: its hooks wrap every other one
     web.init_app(app)
     register_blueprints(app)
@@ -99,6 +100,7 @@ def register_blueprints(app: Flask) -> None:
         admin_bp,
         soap_bp,
         evidence_bp,
+        metrics.bp,
     ):
         app.register_blueprint(blueprint)
 

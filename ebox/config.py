@@ -12,6 +12,7 @@ Every setting has an embedded default so that a newcomer can start eBox with one
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,19 @@ def _parse_seconds_list(variable: str, raw: str) -> tuple[int, ...]:
     if any(value < 0 for value in seconds):
         raise ConfigError(f"EBOX_{variable} must not be negative, got {raw!r}")
     return seconds
+
+
+def _parse_networks(variable: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated networks (`10.0.0.0/8`, `::1/128`; a bare address is one host)."""
+    networks = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"EBOX_{variable} must be networks separated by commas, got {network!r}"
+            ) from None
+    return networks
 
 
 def setting(
@@ -221,6 +235,13 @@ class Settings:
     trusted_proxies: int = setting(
         0,
         "proxies in front whose `X-Forwarded-For`/`-Proto` are believed (1 behind one nginx)",
+    )
+    metrics_networks: tuple[str, ...] = setting(
+        ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"),
+        "client networks that may read `/metrics` (comma-separated); anyone else gets 404, as "
+        "for `/admin` (the client is the proxy's address unless `EBOX_TRUSTED_PROXIES` is set)",
+        shown="loopback and private networks",
+        parse=lambda raw: _parse_networks("METRICS_NETWORKS", raw),
     )
     alert_hour: int = setting(7, "hour (Europe/Brussels) of the daily e-mail alert")
     alert_expiry_window_days: int = setting(

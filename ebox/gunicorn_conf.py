@@ -6,6 +6,10 @@ failing and being started again in a loop.
 
 gunicorn's own lines follow EBOX_LOG_FORMAT like eBox's: with `json`, its error log and its
 access log (when turned on, `--access-logfile -`) are JSON objects, one per line.
+
+Metrics: the workers count in files under instance/metrics (ebox/metrics.py). The master clears
+what stopped processes left there before it starts the workers, and forgets a worker's live
+gauges when it exits.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
+from ebox import metrics
 from ebox.config import Settings
 from ebox.errors import ConfigError
 from ebox.log_config import BoundFields, MaskingJsonFormatter, mask_personal_data
@@ -73,4 +78,12 @@ logger_class = EboxLogger
 
 def on_starting(server: Any) -> None:
     # A ConfigError is a RuntimeError: gunicorn prints "Error: <the reasons>" and exits with 1.
-    Settings.from_environment().check()
+    settings = Settings.from_environment()
+    settings.check()
+    directory = metrics.directory_for(settings)
+    metrics.use_directory(directory)  # inherited by every worker the master starts
+    metrics.clean_directory(directory)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    metrics.process_exited(worker.pid)

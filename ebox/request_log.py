@@ -10,6 +10,7 @@ import time
 
 from flask import Flask, Response, g, request
 
+from ebox import metrics
 from ebox.log_config import (
     add_log_fields,
     new_request_id,
@@ -52,6 +53,11 @@ def finish_request(response: Response) -> Response:
     response.headers[HEADER] = request_id
     started = g.get("request_started")
     duration_ms = round((time.perf_counter() - started) * 1000, 1) if started else None
+    if started:
+        # By route (the endpoint's name), never by path: a path can name a document.
+        metrics.observe_request(
+            metrics.route_of_request(), time.perf_counter() - started, response.status_code
+        )
     quiet = request.path in _PROBES and response.status_code < 400
     # The path without its query string: a citizen's search words never reach a log.
     log.log(

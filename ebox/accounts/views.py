@@ -25,6 +25,7 @@ from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response as BaseResponse
 
+from ebox import metrics
 from ebox.accounts import saml, services
 from ebox.accounts.sessions import end_session, start_session
 from ebox.config import LANGUAGES, current_settings
@@ -75,7 +76,9 @@ def acs() -> ResponseReturnValue:
         )
         _accept(verified)
     except saml.LoginRefused as refusal:
+        metrics.count_login("refused")
         return _refuse(refusal)
+    metrics.count_login("accepted")
     response = redirect(safe_next(pending.get("next")) or url_for("mailbox.inbox"))
     _clear_pending_login(response)
     return response

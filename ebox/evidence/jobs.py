@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 
-from ebox import transactions
+from ebox import metrics, transactions
 from ebox.config import current_settings
 from ebox.db_types import utcnow
 from ebox.evidence import services
@@ -64,6 +64,7 @@ def _make_proof_once(document_id: uuid.UUID) -> int | None:
         DeliveryProof(document_id=document_id, version=version, evidence_count=len(chain), pdf=pdf)
     )
     transactions.commit()
+    metrics.count_proof_made()
     log.info("proof of delivery %s v%d (%d events) made", document_id, version, len(chain))
     return version
 

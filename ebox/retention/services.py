@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select, tuple_, update
 
-from ebox import transactions
+from ebox import metrics, transactions
 from ebox.db_types import utcnow
 from ebox.evidence.services import NOT_RETRIEVED, record_evidence
 from ebox.evidence.timestamp import TimestampError
@@ -61,7 +61,7 @@ def purge_expired(
     """
     now = _moment_not_in_the_future(now)
     summary = PurgeSummary()
-    summary.objects_removed += _remove_marked_objects(batch_size)
+    summary.objects_removed += _remove_counted(batch_size)
     sealing_down = False
     after: tuple[datetime, uuid.UUID] | None = None
     while True:
@@ -78,7 +78,8 @@ def purge_expired(
         # Through ebox.transactions: the sealed non-retrieval evidence asks for its proof then.
         transactions.commit()
         summary.documents += len(expired)
-        summary.objects_removed += _remove_marked_objects(batch_size)
+        metrics.count_purge(documents=len(expired))
+        summary.objects_removed += _remove_counted(batch_size)
         if progress:
             progress(summary)
     if sealing_down:
@@ -222,6 +223,12 @@ def _remove_marked_objects(batch_size: int) -> int:
         removed += len(marked)
 
 
+def _remove_counted(batch_size: int) -> int:
+    removed = _remove_marked_objects(batch_size)
+    metrics.count_purge(objects=removed)
+    return removed
+
+
 def remove_orphan_objects(now: datetime | None = None) -> int:
     """Remove stored objects that no document names and that are older than ORPHAN_GRACE."""
     now = now or utcnow()
@@ -237,6 +244,7 @@ def remove_orphan_objects(now: datetime | None = None) -> int:
             created = stored_at(key)
             if created is not None and created <= now - ORPHAN_GRACE:
                 delete_content(key)
+                metrics.count_purge(objects=1)
                 removed += 1
     if removed:
         log.warning("purge: %d stored objects without a document removed", removed)

@@ -21,7 +21,7 @@ from flask import Blueprint, Response, abort, request
 from lxml import etree
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
-from ebox import outages, transactions
+from ebox import metrics, outages, transactions
 from ebox.audit.services import Actor, record_event
 from ebox.config import current_settings
 from ebox.db_types import utcnow
@@ -78,9 +78,11 @@ def endpoint(service: Service) -> Response:
     try:
         result = _handle(service, call)
         transactions.commit()
+        _count(call, "ok")
         return soap_envelope.response(result)
     except SoapFault as fault:
         transactions.rollback()
+        _count(call, fault.code)
         _after_refusal(call, fault)
         return soap_envelope.fault_response(fault)
     except Exception as error:
@@ -88,9 +90,11 @@ def endpoint(service: Service) -> Response:
         down = outages.unavailable(error)
         if down is None:
             log.exception("%s request failed unexpectedly", service.name)
+            _count(call, faults.INTERNAL_ERROR)
             return soap_envelope.fault_response(
                 SoapFault(faults.INTERNAL_ERROR, "An internal error occurred; try again later.")
             )
+        _count(call, faults.SERVICE_UNAVAILABLE)
         log.warning(
             "%s request answered SERVICE_UNAVAILABLE: %s cannot be reached (%s)",
             service.name,
@@ -275,6 +279,15 @@ def _is_valid_with_bulk_aside(
     finally:
         for node, stand_in in zip(bulky, stand_ins, strict=True):
             stand_in.getparent().replace(stand_in, node)
+
+
+def _count(call: _Call, result: str) -> None:
+    """Counted by operation and result only: never the sender, nor what was sent. A request
+    refused before its operation is known counts as a publication, as in the audit log."""
+    operation = call.operation.name if call.operation else "unknown"
+    metrics.count_soap(
+        operation, result, publishes=call.operation is None or call.operation.publishes
+    )
 
 
 def _after_refusal(call: _Call, fault: SoapFault) -> None:
