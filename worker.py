@@ -15,10 +15,12 @@ from rq import Queue
 
 from ebox import create_app, metrics
 from ebox.config import Settings
+from ebox.errors import ConfigError
 from ebox.jobs import QUEUE, AppWorker
 from ebox.redis_connection import connect as connect_redis
 from ebox.redis_connection import embedded_redis
 from ebox.schedule import ensure_scheduled
+from ebox.storage.rotation import check_documents_keys_configured
 
 log = logging.getLogger("ebox.worker")
 
@@ -29,7 +31,13 @@ def main(argv: list[str]) -> int:
     # Before the application counts anything (its first database connection): beside
     # gunicorn's processes on this machine, so any web process's /metrics includes ours.
     metrics.use_directory(metrics.directory_for(settings))
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+        check_documents_keys_configured(app.config["EBOX"])
+    except ConfigError as error:
+        # A refusal to start is an operator's message, not a traceback.
+        print(f"eBox cannot start: {error}", file=sys.stderr)
+        return 1
     settings = app.config["EBOX"]
     with contextlib.ExitStack() as stack:
         if settings.redis_url:

@@ -4,9 +4,13 @@ services, one transaction per command."""
 from __future__ import annotations
 
 import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import click
 from flask.cli import AppGroup
@@ -14,7 +18,7 @@ from flask.cli import AppGroup
 from ebox.admin import services as staff
 from ebox.alerts import services as alerts
 from ebox.audit.services import OPERATOR, seal_anchor, verify_log
-from ebox.config import settings_table
+from ebox.config import current_settings, settings_table
 from ebox.db_types import utcnow
 from ebox.national_number import mask
 from ebox.profile.services import normalise_email
@@ -22,6 +26,7 @@ from ebox.retention import services as retention
 from ebox.senders import services as senders
 from ebox.senders.certificates import parse_certificate
 from ebox.senders.enterprise_number import normalise
+from ebox.storage import rotation
 from ebox.transactions import commit
 
 ebox_group = AppGroup("ebox", help="eBox operator commands.")
@@ -327,3 +332,148 @@ def audit_anchor_command() -> None:
     anchor = seal_anchor()
     commit()
     click.echo(f"anchor {anchor.id}: {anchor.hash}")
+
+
+keys_group = AppGroup("keys", help="The master keys that wrap the documents' keys, and rotation.")
+ebox_group.add_command(keys_group)
+
+
+@keys_group.command("status")
+def keys_status_command() -> None:
+    """How many documents each master key id wraps, and whether it is configured.
+    Exit status 1 if documents need a master key that is not configured."""
+
+    settings = current_settings()
+    ring = settings.master_key_ring()
+    counts = rotation.documents_by_key_id()
+    missing = False
+    for key_id in sorted(set(ring) | set(counts)):
+        count = counts.get(key_id, 0)
+        if key_id not in ring:
+            missing = True
+            state = "NOT CONFIGURED: eBox refuses to start"
+        elif key_id == settings.master_key_id:
+            state = "configured, wraps new documents"
+        elif count == 0:
+            state = "configured, no document needs it: it may be removed"
+        else:
+            state = "configured"
+        click.echo(f"master key {key_id!r}: {count} documents ({state})")
+    if missing:
+        raise SystemExit(1)
+
+
+@keys_group.command("rotate")
+@click.option("--to", "to", required=True, metavar="ID", help="The master key to wrap under.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=rotation.ROTATION_BATCH,
+    show_default=True,
+    help="Documents re-wrapped per transaction.",
+)
+@click.option(
+    "--pause",
+    "pause_seconds",
+    type=click.FloatRange(0, 60),
+    default=0.0,
+    help="Seconds to wait between batches, to spare a busy database.",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(0, 100_000),
+    default=rotation.VERIFY_SAMPLE,
+    show_default=True,
+    help="Documents opened afterwards to check them (0: none).",
+)
+def keys_rotate_command(to: str, batch_size: int, pause_seconds: float, sample: int) -> None:
+    """Re-wrap every document key not yet under master key ID, batch by batch (the stored
+    documents are not touched), then decrypt a sample. Killed, it goes on where it stopped
+    when run again. Exit status 1 if a key could not be re-wrapped or a sample failed."""
+
+    started = time.monotonic()
+    try:
+        with _rotation_progress(to) as progress:
+            outcome = rotation.rotate(
+                to, batch_size=batch_size, pause_seconds=pause_seconds, progress=progress
+            )
+    except rotation.RotationError as refused:
+        raise click.ClickException(str(refused)) from refused
+    seconds = time.monotonic() - started
+    rate = outcome.rewrapped / seconds if seconds > 0 else 0.0
+    click.echo(
+        f"rotation to {to!r}: {outcome.rewrapped} document keys re-wrapped in {seconds:.1f} s "
+        f"({rate:.0f}/s), {outcome.skipped} deleted meanwhile, "
+        f"{len(outcome.failures)} could not be unwrapped"
+    )
+    remaining = {
+        key_id: count for key_id, count in rotation.documents_by_key_id().items() if key_id != to
+    }
+    failed = _report_failures("could not be unwrapped", outcome.failures)
+    if remaining:
+        click.echo(
+            "still under other master keys: "
+            + ", ".join(f"{key_id!r} {count}" for key_id, count in sorted(remaining.items()))
+            + " (published meanwhile by a node with another current key? run again)"
+        )
+    if sample:
+        failed |= _verify(to, sample)
+    if failed:
+        raise SystemExit(1)
+
+
+@keys_group.command("verify")
+@click.option("--key-id", metavar="ID", help="The master key (default: the current one).")
+@click.option("--sample", type=click.IntRange(1, 100_000), default=rotation.VERIFY_SAMPLE)
+def keys_verify_command(key_id: str | None, sample: int) -> None:
+    """Open a sample of the documents under a master key: each must decrypt and match its
+    SHA-256. Exit status 1 if one does not."""
+
+    if _verify(key_id or current_settings().master_key_id, sample):
+        raise SystemExit(1)
+
+
+def _verify(key_id: str, sample: int) -> bool:
+    """Check a sample; print the outcome; True if a document failed."""
+    report = rotation.verify_sample(key_id, sample)
+    click.echo(
+        f"verified {report.checked} documents under {key_id!r}: "
+        f"{report.checked - len(report.failures)} decrypt and match their SHA-256"
+    )
+    return _report_failures("failed the check", report.failures)
+
+
+def _report_failures(what: str, failures: list[rotation.Failure]) -> bool:
+    for failure in failures[:100]:
+        click.echo(f"document {failure.document_id} {what}: {failure.reason}", err=True)
+    if len(failures) > 100:
+        click.echo(f"... and {len(failures) - 100} more (in the log)", err=True)
+    return bool(failures)
+
+
+@contextmanager
+def _rotation_progress(to: str) -> Iterator[Callable[[rotation.RotationProgress], None]]:
+    """A progress bar on a terminal, else a line per batch (for logs)."""
+    if not sys.stdout.isatty():
+        yield lambda state: click.echo(
+            f"{state.rewrapped + state.skipped + len(state.failures)} of {state.total} "
+            f"document keys done ({state.rewrapped} re-wrapped under {to!r})"
+        )
+        return
+    bar: Any = None
+    done = 0
+
+    def update(state: rotation.RotationProgress) -> None:
+        nonlocal bar, done
+        if bar is None:
+            bar = click.progressbar(length=state.total, label=f"re-wrapping under {to!r}")
+            bar.__enter__()
+        now = state.rewrapped + state.skipped + len(state.failures)
+        bar.update(now - done)
+        done = now
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)

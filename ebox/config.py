@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,17 @@ def _parse_float(variable: str, raw: str) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"EBOX_{variable} must be a number, got {raw!r}") from None
+
+
+# A master key's id: stored in each document's row (50 characters at most).
+_MASTER_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,50}")
+
+
+def _check_master_key_id(key_id: str, where: str) -> None:
+    if not _MASTER_KEY_ID.fullmatch(key_id):
+        raise ConfigError(
+            f"{where} is {key_id!r}: a master key's id has 1 to 50 letters, digits, '.', '_' or '-'"
+        )
 
 
 def _parse_seconds_list(variable: str, raw: str) -> tuple[int, ...]:
@@ -146,11 +158,20 @@ class Settings:
     s3_secret_access_key: str = setting("", "S3 secret key", shown="empty")
     master_key: str = setting(
         DEFAULT_MASTER_KEY,
-        "base64 of 32 random bytes; wraps every document key",
+        "base64 of 32 random bytes; wraps every document key (the one master key when "
+        "`EBOX_MASTER_KEYS` is empty)",
         shown="a development key",
     )
+    master_keys: str = setting(
+        "",
+        "several master keys by id, `ID:BASE64,ID:BASE64` (ids of letters, digits, `.`, `_`, "
+        "`-`): every one unwraps, the one named by `EBOX_MASTER_KEY_ID` wraps new documents; "
+        "replaces `EBOX_MASTER_KEY` (see Key rotation in docs/operations.md)",
+        shown="empty: `EBOX_MASTER_KEY` alone",
+    )
     master_key_id: str = setting(
-        "k1", "name of the master key, stored with each document for rotation"
+        "k1",
+        "id of the master key that wraps new documents, stored with each document for rotation",
     )
     saml_idp: str = setting(
         "demo", "`demo` (built-in demo identity provider) or `federation`", variable="SAML_IDP"
@@ -320,6 +341,45 @@ class Settings:
     def uses_demo_idp(self) -> bool:
         return self.saml_idp == "demo"
 
+    def master_key_ring(self) -> dict[str, str]:
+        """Every configured master key (base64) by id; raise ConfigError if one is malformed,
+        an id is repeated, or the current one (EBOX_MASTER_KEY_ID) is not among them. Without
+        EBOX_MASTER_KEYS, EBOX_MASTER_KEY is the one key, under EBOX_MASTER_KEY_ID."""
+        if not self.master_keys.strip():
+            if len(self.master_key_id) > 50:  # the documents' column
+                raise ConfigError("EBOX_MASTER_KEY_ID is longer than 50 characters")
+            validate_master_key(self.master_key)
+            return {self.master_key_id: self.master_key}
+        if self.master_key != DEFAULT_MASTER_KEY:
+            raise ConfigError(
+                "EBOX_MASTER_KEY and EBOX_MASTER_KEYS are both set: put every key in "
+                "EBOX_MASTER_KEYS (ID:BASE64,...) and leave EBOX_MASTER_KEY empty"
+            )
+        ring: dict[str, str] = {}
+        for number, entry in enumerate(self.master_keys.split(","), start=1):
+            key_id, colon, key = (part.strip() for part in entry.partition(":"))
+            if not colon or not key_id:
+                raise ConfigError(
+                    f"EBOX_MASTER_KEYS: entry {number} is not ID:BASE64 (entries are separated "
+                    "by commas)"
+                )
+            _check_master_key_id(key_id, f"EBOX_MASTER_KEYS: entry {number}'s id")
+            if key_id in ring:
+                raise ConfigError(f"EBOX_MASTER_KEYS names master key {key_id!r} twice")
+            validate_master_key(key, setting=f"EBOX_MASTER_KEYS: key {key_id!r}")
+            ring[key_id] = key
+        if self.master_key_id not in ring:
+            raise ConfigError(
+                f"EBOX_MASTER_KEY_ID is {self.master_key_id!r}, which EBOX_MASTER_KEYS does not "
+                f"define (it has {', '.join(repr(key_id) for key_id in ring)})"
+            )
+        return ring
+
+    @property
+    def current_master_key(self) -> str:
+        """The master key that wraps new documents' keys (EBOX_MASTER_KEY_ID's)."""
+        return self.master_key_ring()[self.master_key_id]
+
     def problems_for_production(self) -> list[str]:
         """Why these settings must not run in production; empty when they may."""
         checks = [
@@ -335,7 +395,12 @@ class Settings:
                 self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32,
                 "EBOX_SECRET_KEY is the default or shorter than 32 characters",
             ),
-            (self.master_key == DEFAULT_MASTER_KEY, "EBOX_MASTER_KEY is the embedded default key"),
+            (
+                DEFAULT_MASTER_KEY in self.master_key_ring().values(),
+                "EBOX_MASTER_KEY is the embedded default key"
+                if not self.master_keys
+                else "EBOX_MASTER_KEYS holds the embedded default key",
+            ),
             (
                 self.database_url.startswith("sqlite"),
                 "EBOX_DATABASE_URL points to SQLite: use PostgreSQL",
@@ -360,7 +425,7 @@ class Settings:
 
     def check(self) -> None:
         """Raise ConfigError naming every value that cannot be used."""
-        validate_master_key(self.master_key)
+        self.master_key_ring()
         choices = {
             "env": ("development", "production", "test"),
             "log_format": ("json", "text"),

@@ -1,8 +1,9 @@
 """gunicorn's settings for eBox: `gunicorn -c python:ebox.gunicorn_conf app:app`.
 
 The master checks eBox's settings before it starts a worker: a production start refused for
-unsafe settings stops gunicorn at once, with the reasons printed once, instead of every worker
-failing and being started again in a loop.
+unsafe settings, or a start while documents need a master key that is not configured, stops
+gunicorn at once, with the reasons printed once, instead of every worker failing and being
+started again in a loop.
 
 gunicorn's own lines follow EBOX_LOG_FORMAT like eBox's: with `json`, its error log and its
 access log (when turned on, `--access-logfile -`) are JSON objects, one per line.
@@ -24,6 +25,7 @@ from ebox.config import Settings
 from ebox.errors import ConfigError
 from ebox.log_config import BoundFields, MaskingJsonFormatter, mask_personal_data
 from ebox.request_log import ENVIRON_REQUEST_ID, ENVIRON_SENDER_ID
+from ebox.storage.rotation import check_documents_keys_configured
 
 # The access log names the path without its query string: what a citizen searches for in the
 # titles of their documents must never reach a log.
@@ -80,6 +82,7 @@ def on_starting(server: Any) -> None:
     # A ConfigError is a RuntimeError: gunicorn prints "Error: <the reasons>" and exits with 1.
     settings = Settings.from_environment()
     settings.check()
+    check_documents_keys_configured(settings)
     directory = metrics.directory_for(settings)
     metrics.use_directory(directory)  # inherited by every worker the master starts
     metrics.clean_directory(directory)

@@ -133,3 +133,71 @@ def test_values_out_of_their_range_are_refused_by_variable_name(tmp_path, change
         setattr(settings, name, value)
     with pytest.raises(ConfigError, match=reason):
         settings.check()
+
+
+KEY_2024 = "MjAyNC1tYXN0ZXIta2V5LW9mLTMyLWJ5dGVzLWV4YWM="
+KEY_2026 = "MjAyNi1tYXN0ZXIta2V5LW9mLTMyLWJ5dGVzLWV4YWM="
+
+
+def test_the_single_master_key_is_one_key_under_its_id(tmp_path):
+    settings = production_settings(tmp_path, master_key_id="2024", master_key=KEY_2024)
+    settings.check()
+    assert settings.master_key_ring() == {"2024": KEY_2024}
+    assert settings.current_master_key == KEY_2024
+
+
+def test_several_master_keys_by_id_with_the_current_one_named(tmp_path):
+    settings = production_settings(
+        tmp_path,
+        master_key=Settings().master_key,
+        master_keys=f" 2024:{KEY_2024} , 2026:{KEY_2026}",
+        master_key_id="2026",
+    )
+    settings.check()
+    assert settings.master_key_ring() == {"2024": KEY_2024, "2026": KEY_2026}
+    assert settings.current_master_key == KEY_2026
+
+
+@pytest.mark.parametrize(
+    ("keys", "current", "reason"),
+    [
+        (f"2024:{KEY_2024}", "2026", "EBOX_MASTER_KEY_ID is '2026', which EBOX_MASTER_KEYS does"),
+        (f"2024:{KEY_2024},2024:{KEY_2026}", "2024", "names master key '2024' twice"),
+        (f"2024:{KEY_2024},2026:c2hvcnQ=", "2024", "key '2026' must be base64 of exactly 32"),
+        (f"2024:{KEY_2024},2026:not base64!", "2024", "key '2026' is not valid base64"),
+        (f"2024:{KEY_2024},{KEY_2026}", "2024", "entry 2 is not ID:BASE64"),
+        (f"20 24:{KEY_2024}", "20 24", "entry 1's id is '20 24'"),
+        (f"2024:{KEY_2024},:{KEY_2026}", "2024", "entry 2 is not ID:BASE64"),
+    ],
+)
+def test_master_keys_that_cannot_be_used_are_refused_at_start(tmp_path, keys, current, reason):
+    settings = production_settings(
+        tmp_path, master_key=Settings().master_key, master_keys=keys, master_key_id=current
+    )
+    with pytest.raises(ConfigError, match=reason) as refused:
+        create_app(settings)
+    assert KEY_2024 not in str(refused.value) and KEY_2026 not in str(refused.value)
+
+
+def test_both_master_key_settings_at_once_are_refused(tmp_path):
+    settings = production_settings(tmp_path, master_keys=f"2024:{KEY_2024}", master_key_id="2024")
+    with pytest.raises(ConfigError, match="EBOX_MASTER_KEY and EBOX_MASTER_KEYS are both set"):
+        settings.check()
+
+
+def test_production_refuses_the_default_key_among_several(tmp_path):
+    settings = production_settings(
+        tmp_path,
+        master_key=Settings().master_key,
+        master_keys=f"k1:{Settings().master_key},2026:{KEY_2026}",
+        master_key_id="2026",
+    )
+    with pytest.raises(ConfigError, match="EBOX_MASTER_KEYS holds the embedded default key"):
+        settings.check()
+
+
+def test_several_master_keys_come_from_the_environment(tmp_path):
+    settings = Settings.from_environment(
+        {"EBOX_MASTER_KEYS": f"2024:{KEY_2024},2026:{KEY_2026}", "EBOX_MASTER_KEY_ID": "2026"}
+    )
+    assert settings.master_key_ring() == {"2024": KEY_2024, "2026": KEY_2026}

@@ -81,6 +81,15 @@ class Document(Model):
             postgresql_where=text("deleted_at IS NULL"),
             sqlite_where=text("deleted_at IS NULL"),
         ),
+        # Master key rotation: which master keys documents still need (a few index seeks at
+        # start) and each key's documents in id order (the rotation's batches, resumable).
+        Index(
+            "ix_documents_content_key",
+            "content_key_id",
+            "id",
+            postgresql_where=text("content_key_id IS NOT NULL"),
+            sqlite_where=text("content_key_id IS NOT NULL"),
+        ),
         # Search in titles: trigrams, so that ILIKE '%words%' finds rare words without reading
         # the mailbox (PostgreSQL only; pg_trgm, and btree_gin for the national number).
         Index(

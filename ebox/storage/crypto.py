@@ -61,9 +61,10 @@ class EncryptedObject:
     sha256: str
 
 
-def validate_master_key(value: str) -> None:
-    """Raise MasterKeyError unless `value` is base64 of exactly 32 bytes."""
-    _decode_master_key(value)
+def validate_master_key(value: str, *, setting: str = "EBOX_MASTER_KEY") -> None:
+    """Raise MasterKeyError unless `value` is base64 of exactly 32 bytes; the message names
+    `setting` (where the key came from), never the key."""
+    _decode_master_key(value, setting)
 
 
 def new_data_key() -> bytes:
@@ -83,8 +84,8 @@ def unwrap_data_key(wrapped: bytes, *, master_key: str, master_key_id: str) -> b
         return aes_key_unwrap(_decode_master_key(master_key), wrapped)
     except InvalidUnwrap as exc:
         raise MasterKeyError(
-            f"the content key does not unwrap with master key {master_key_id!r} "
-            "(EBOX_MASTER_KEY): the master key is wrong or the content key is damaged"
+            f"the content key does not unwrap with master key {master_key_id!r}: "
+            "that master key is wrong or the content key is damaged"
         ) from exc
 
 
@@ -180,15 +181,15 @@ def _spool() -> BinaryIO:
     return cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_BYTES, mode="w+b"))
 
 
-def _decode_master_key(value: str) -> bytes:
+def _decode_master_key(value: str, setting: str = "EBOX_MASTER_KEY") -> bytes:
     try:
         key = base64.b64decode(value.strip(), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise MasterKeyError(
-            "EBOX_MASTER_KEY is not valid base64: it must be base64 of 32 random bytes"
+            f"{setting} is not valid base64: it must be base64 of 32 random bytes"
         ) from exc
     if len(key) != KEY_BYTES:
         raise MasterKeyError(
-            f"EBOX_MASTER_KEY must be base64 of exactly {KEY_BYTES} bytes, it decodes to {len(key)}"
+            f"{setting} must be base64 of exactly {KEY_BYTES} bytes, it decodes to {len(key)}"
         )
     return key

@@ -64,7 +64,7 @@ def store_content(source: BinaryIO | bytes) -> StoredContent:
     """Encrypt `source` under a fresh data key and store it under a fresh storage key."""
     settings = current_settings()
     data_key = crypto.new_data_key()
-    wrapped = crypto.wrap_data_key(data_key, master_key=settings.master_key)
+    wrapped = crypto.wrap_data_key(data_key, master_key=settings.current_master_key)
     storage_key = make_storage_key()
     encrypted = crypto.encrypt(source, data_key=data_key, storage_key=storage_key)
     with encrypted.file:
@@ -82,7 +82,7 @@ def store_content(source: BinaryIO | bytes) -> StoredContent:
 def open_content(*, storage_key: str, content_key: bytes, content_key_id: str) -> BinaryIO:
     """The decrypted, authenticated content: a seekable file at position 0 (close it)."""
     check_key(storage_key)
-    data_key = _unwrap(content_key, content_key_id)
+    data_key = unwrap_content_key(content_key, content_key_id)
     with closing(_store().get(storage_key)) as stream:
         return crypto.decrypt(stream, data_key=data_key, storage_key=storage_key)
 
@@ -107,7 +107,7 @@ def stored_at(storage_key: str) -> datetime | None:
 
 def check_storage() -> None:
     """Raise StorageError unless the store can be used (the readiness probe calls this)."""
-    validate_master_key(current_settings().master_key)
+    current_settings().master_key_ring()  # every master key well formed
     _store().check()
 
 
@@ -116,16 +116,16 @@ def list_storage_keys() -> Iterator[str]:
     return _store().keys()
 
 
-def _unwrap(content_key: bytes, content_key_id: str) -> bytes:
-    settings = current_settings()
-    # Only one master key is configured for now; rotation will add older ones by id.
-    if content_key_id != settings.master_key_id:
+def unwrap_content_key(content_key: bytes, content_key_id: str) -> bytes:
+    """The document's data key, unwrapped by the master key named `content_key_id`."""
+    ring = current_settings().master_key_ring()
+    if content_key_id not in ring:
         raise MasterKeyError(
-            f"the content key was wrapped by master key {content_key_id!r}, but the configured "
-            f"one is {settings.master_key_id!r} (EBOX_MASTER_KEY_ID)"
+            f"the content key was wrapped by master key {content_key_id!r}, which is not "
+            f"configured (the master keys are {', '.join(repr(key_id) for key_id in ring)})"
         )
     return crypto.unwrap_data_key(
-        content_key, master_key=settings.master_key, master_key_id=content_key_id
+        content_key, master_key=ring[content_key_id], master_key_id=content_key_id
     )
 
 
