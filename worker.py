@@ -27,11 +27,11 @@ log = logging.getLogger("ebox.worker")
 
 def main(argv: list[str]) -> int:
     burst = "--burst" in argv
-    settings = Settings.from_environment()
-    # Before the application counts anything (its first database connection): beside
-    # gunicorn's processes on this machine, so any web process's /metrics includes ours.
-    metrics.use_directory(metrics.directory_for(settings))
     try:
+        settings = Settings.from_environment()
+        # Before the application counts anything (its first database connection): beside
+        # gunicorn's processes on this machine, so any web process's /metrics includes ours.
+        metrics.use_directory(metrics.directory_for(settings))
         app = create_app(settings)
         check_documents_keys_configured(app.config["EBOX"])
     except ConfigError as error:
