@@ -73,10 +73,10 @@ from flask_migrate import upgrade
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue
-from sqlalchemy import create_engine, event, select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 
-from benchmarks.common import add_database_options, free_port, fresh_database
+from benchmarks.common import add_database_options, free_port, fresh_database, settle
 from ebox import create_app, transactions
 from ebox.alerts import claims, services
 from ebox.alerts import jobs as alert_jobs
@@ -908,18 +908,6 @@ def insert_documents(
         },
     )
     db.session.commit()
-
-
-def settle(url: str) -> None:
-    """What a production database has after the fact: statistics, a visibility map, and no
-    checkpoint of the load pending during the measurement."""
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    started = time.perf_counter()
-    with engine.connect() as connection:
-        connection.execute(text("VACUUM (ANALYZE)"))
-        connection.execute(text("CHECKPOINT"))
-    engine.dispose()
-    print(f"  VACUUM ANALYZE + CHECKPOINT in {time.perf_counter() - started:.0f} s")
 
 
 def naive(moment: datetime) -> datetime:

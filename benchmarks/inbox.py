@@ -84,7 +84,7 @@ from flask_migrate import upgrade
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from benchmarks.common import free_port
+from benchmarks.common import free_port, settle
 from ebox import create_app
 from ebox.accounts.models import WebSession
 from ebox.config import Settings
@@ -399,18 +399,6 @@ def insert_documents(
             "titles": list(TITLES),
         },
     )
-
-
-def settle(url: str) -> None:
-    """What a production database has after the fact: statistics, a visibility map, and no
-    checkpoint of the load pending during the measurement."""
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    started = time.perf_counter()
-    with engine.connect() as connection:
-        connection.execute(text("VACUUM (ANALYZE)"))
-        connection.execute(text("CHECKPOINT"))
-    engine.dispose()
-    print(f"  VACUUM ANALYZE + CHECKPOINT in {time.perf_counter() - started:.0f} s")
 
 
 @dataclass(frozen=True)

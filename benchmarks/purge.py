@@ -53,9 +53,8 @@ from benchmarks.alerts import (
     peak_rss_mb,
     python_peak,
     quiet_logging,
-    settle,
 )
-from benchmarks.common import add_database_options, fresh_database
+from benchmarks.common import add_database_options, fresh_database, settle
 from ebox import create_app
 from ebox.config import Settings
 from ebox.db_types import utcnow

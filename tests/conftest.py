@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
+from redis import Redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -121,6 +122,18 @@ def own_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Redis server of this test process alone: tests may flush it and run workers on it."""
     with redis_server(tmp_path_factory.mktemp("redis")) as url:
         yield url
+
+
+@pytest.fixture
+def empty_redis_url(own_redis_url: str) -> Iterator[str]:
+    """own_redis_url emptied before and after the test: flushing it touches no one else."""
+    connection = Redis.from_url(own_redis_url)
+    connection.flushdb()
+    try:
+        yield own_redis_url
+    finally:
+        connection.flushdb()
+        connection.close()
 
 
 @pytest.fixture(scope="session")

@@ -66,26 +66,7 @@ def test_without_the_config_file_gunicorn_still_stops_instead_of_restarting_work
 
 
 def test_the_access_log_names_the_path_without_its_query_string(tmp_path):
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            GUNICORN,
-            "-c",
-            "python:ebox.gunicorn_conf",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--access-logfile",
-            "-",
-            "app:app",
-        ],
-        cwd=ROOT,
-        env=_environment(tmp_path, EBOX_ENV="development"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    port, process = _serving_with_access_log(tmp_path)
     try:
         _wait_for(port)
         with urllib.request.urlopen(
@@ -97,6 +78,24 @@ def test_the_access_log_names_the_path_without_its_query_string(tmp_path):
         output, _ = process.communicate(timeout=20)
     assert '"GET /auth/login HTTP/1.1" 200' in output
     assert "PersonalWord" not in output
+
+
+def _serving_with_access_log(tmp_path: Path, **variables: str) -> tuple[int, subprocess.Popen[str]]:
+    """One gunicorn worker in development, its access log and ours on stdout (with stderr)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            GUNICORN,
+            *("-c", "python:ebox.gunicorn_conf", "--bind", f"127.0.0.1:{port}"),
+            *("--workers", "1", "--access-logfile", "-", "app:app"),
+        ],
+        cwd=ROOT,
+        env=_environment(tmp_path, EBOX_ENV="development", **variables),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return port, process
 
 
 def _wait_for(port: int, timeout: float = 20) -> None:
@@ -111,26 +110,7 @@ def _wait_for(port: int, timeout: float = 20) -> None:
 
 
 def test_with_json_logs_gunicorn_and_ebox_write_json_lines_that_name_the_request(tmp_path):
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            GUNICORN,
-            "-c",
-            "python:ebox.gunicorn_conf",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--access-logfile",
-            "-",
-            "app:app",
-        ],
-        cwd=ROOT,
-        env=_environment(tmp_path, EBOX_ENV="development", EBOX_LOG_FORMAT="json"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    port, process = _serving_with_access_log(tmp_path, EBOX_LOG_FORMAT="json")
     try:
         _wait_for(port)
         asked = urllib.request.Request(

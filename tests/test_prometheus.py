@@ -13,7 +13,6 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,17 +39,6 @@ GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
 RULES = ROOT / "docs" / "monitoring" / "ebox-alerts.yml"
-
-
-@pytest.fixture
-def redis_url(own_redis_url: str) -> Iterator[str]:
-    connection = Redis.from_url(own_redis_url)
-    connection.flushdb()
-    try:
-        yield own_redis_url
-    finally:
-        connection.flushdb()
-        connection.close()
 
 
 def _wait_for_http(url: str, timeout: float = 30) -> None:
@@ -87,7 +75,7 @@ def _eventually(prometheus_url: str, expression: str, wanted: float, timeout: fl
 
 @pytest.mark.skipif(PROMETHEUS is None, reason="Debian's prometheus is not installed")
 def test_prometheus_scrapes_the_web_and_worker_counts_under_gunicorn(
-    app: Flask, instance_path: Path, database_url: str, redis_url: str, tmp_path: Path
+    app: Flask, instance_path: Path, database_url: str, empty_redis_url: str, tmp_path: Path
 ) -> None:
     sender = create_sender()
     create_message_type(sender, code="TAX")
@@ -95,7 +83,7 @@ def test_prometheus_scrapes_the_web_and_worker_counts_under_gunicorn(
     register(identity, sender)
     expired = expired_document(create_citizen())
     db.session.commit()
-    Queue(QUEUE, connection=Redis.from_url(redis_url)).enqueue(
+    Queue(QUEUE, connection=Redis.from_url(empty_redis_url)).enqueue(
         "ebox.retention.jobs.purge_expired_documents"
     )
     assert expired.id is not None
@@ -105,7 +93,7 @@ def test_prometheus_scrapes_the_web_and_worker_counts_under_gunicorn(
     environment.update(
         EBOX_ENV="test",
         EBOX_DATABASE_URL=database_url,
-        EBOX_REDIS_URL=redis_url,
+        EBOX_REDIS_URL=empty_redis_url,
         EBOX_INSTANCE_PATH=str(instance_path),
         EBOX_PUBLIC_URL=f"http://127.0.0.1:{port}",
     )

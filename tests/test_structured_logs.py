@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from redis import Redis
 
 from ebox import create_app, national_number
 from ebox.config import Settings
@@ -143,23 +142,12 @@ def test_two_requests_get_two_ids_and_nothing_outlives_its_request(
     assert "request_id" not in json_lines.lines()[-1]
 
 
-@pytest.fixture
-def redis_url(own_redis_url: str) -> Iterator[str]:
-    connection = Redis.from_url(own_redis_url)
-    connection.flushdb()
-    try:
-        yield own_redis_url
-    finally:
-        connection.flushdb()
-        connection.close()
-
-
 @pytest.mark.slow
 def test_a_job_queued_by_a_request_logs_with_its_id_in_the_worker(
     app: Flask,
     instance_path: Path,
     database_url: str,
-    redis_url: str,
+    empty_redis_url: str,
     json_lines: JsonLines,
     tmp_path: Path,
 ) -> None:
@@ -167,7 +155,7 @@ def test_a_job_queued_by_a_request_logs_with_its_id_in_the_worker(
     create_message_type(sender, code="NOTICE")
     identity = make_identity("rsa")
     register(identity, sender)
-    settings = make_settings(instance_path, database_url, redis_url=redis_url)
+    settings = make_settings(instance_path, database_url, redis_url=empty_redis_url)
     served = create_app(settings, TESTING=True)
     with live_server(served) as server:
         settings.public_url = server.url
@@ -202,7 +190,7 @@ def test_a_job_queued_by_a_request_logs_with_its_id_in_the_worker(
         EBOX_ENV="test",
         EBOX_LOG_FORMAT="json",
         EBOX_DATABASE_URL=database_url,
-        EBOX_REDIS_URL=redis_url,
+        EBOX_REDIS_URL=empty_redis_url,
         EBOX_INSTANCE_PATH=str(instance_path),
         EBOX_PUBLIC_URL=settings.public_url,
     )

@@ -85,19 +85,6 @@ def mail_server() -> Iterator[tuple[SlowMailServer, str]]:
         controller.stop()
 
 
-@pytest.fixture
-def redis_url(own_redis_url: str) -> Iterator[str]:
-    """The Redis server of this test process, empty: flushing it touches no one else."""
-    url = own_redis_url
-    connection = Redis.from_url(url)
-    connection.flushdb()
-    try:
-        yield url
-    finally:
-        connection.flushdb()
-        connection.close()
-
-
 class Workers:
     """worker.py processes started by the test; any still running at the end is killed."""
 
@@ -141,7 +128,7 @@ class Workers:
 def workers(
     app: Flask,
     database_url: str,
-    redis_url: str,
+    empty_redis_url: str,
     mail_server: tuple[SlowMailServer, str],
     tmp_path: Path,
 ) -> Iterator[Workers]:
@@ -150,7 +137,7 @@ def workers(
     environment.update(
         EBOX_ENV="test",
         EBOX_DATABASE_URL=database_url,
-        EBOX_REDIS_URL=redis_url,
+        EBOX_REDIS_URL=empty_redis_url,
         EBOX_SMTP_URL=mail_server[1],
         EBOX_INSTANCE_PATH=str(tmp_path / "instance"),
         EBOX_MASTER_KEY=settings.master_key,
@@ -213,7 +200,7 @@ def deliveries_of(day: date) -> list[tuple[str, str]]:
 def test_a_worker_killed_mid_run_never_makes_anyone_get_two_alerts_a_day(
     app: Flask,
     workers: Workers,
-    redis_url: str,
+    empty_redis_url: str,
     mail_server: tuple[SlowMailServer, str],
 ) -> None:
     if db.engine.dialect.name != "postgresql":
@@ -222,7 +209,7 @@ def test_a_worker_killed_mid_run_never_makes_anyone_get_two_alerts_a_day(
     started = time.monotonic()
     create_citizens_with_news(CITIZENS)
     day = platform_today()
-    jobs = Queue(QUEUE, connection=Redis.from_url(redis_url))
+    jobs = Queue(QUEUE, connection=Redis.from_url(empty_redis_url))
 
     # The first worker is killed once about a third of the alerts have arrived.
     jobs.enqueue(start_daily_alerts, day.isoformat())
@@ -310,7 +297,7 @@ TAKEOVER_DEADLINE = 60  # seconds after the kill
 def test_a_dead_workers_batch_is_taken_over_by_another_worker_without_an_operator(
     app: Flask,
     workers: Workers,
-    redis_url: str,
+    empty_redis_url: str,
     mail_server: tuple[SlowMailServer, str],
 ) -> None:
     if db.engine.dialect.name != "postgresql":
@@ -319,7 +306,7 @@ def test_a_dead_workers_batch_is_taken_over_by_another_worker_without_an_operato
     workers.environment.update(TAKEOVER_SETTINGS)
     create_citizens_with_news(TAKEOVER_CITIZENS)
     day = platform_today()
-    redis = Redis.from_url(redis_url)
+    redis = Redis.from_url(empty_redis_url)
     jobs = Queue(QUEUE, connection=redis)
 
     # A worker, killed in the middle of the day's only sending job.
@@ -354,8 +341,9 @@ def test_a_dead_workers_batch_is_taken_over_by_another_worker_without_an_operato
     # The dead worker is gone from what `rq info` shows: only the new one is left.
     assert [worker.pid for worker in Worker.all(connection=redis)] == [survivor.pid]
     assert Worker.count(queue=jobs) == 1
+    rq_command = str(Path(sys.executable).parent / "rq")
     info = subprocess.run(
-        [str(Path(sys.executable).parent / "rq"), "info", "--url", redis_url, "--only-workers"],
+        [rq_command, "info", "--url", empty_redis_url, "--only-workers"],
         capture_output=True,
         text=True,
         timeout=30,
