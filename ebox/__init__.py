@@ -19,7 +19,7 @@ import ebox.mailbox.models
 import ebox.profile.models
 import ebox.senders.models
 import ebox.soap.models  # noqa: F401
-from ebox import metrics, request_log, web
+from ebox import database_waits, metrics, request_log, web
 from ebox.accounts.sessions import load_session
 from ebox.accounts.views import bp as accounts_bp
 from ebox.admin.views import bp as admin_bp
@@ -59,7 +59,10 @@ def create_app(settings: Settings | None = None, **flask_overrides: Any) -> Flas
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
 
+    # Before the extensions: the bound is lifted only after the session's last rollback.
+    database_waits.init_app(app, settings.database_timeout_seconds)
     _init_extensions(app)
+    database_waits.use_bounded_connections(app, settings.database_timeout_seconds)
     metrics.watch_pools()
     request_log.init_app(app)  # first: its hooks wrap every other one
     web.init_app(app)

@@ -122,6 +122,13 @@ class Settings:
         "SQLAlchemy URL, e.g. `postgresql+psycopg://ebox@db/ebox`",
         shown="SQLite under `instance/`",
     )
+    database_timeout_seconds: float = setting(
+        5.0,
+        "longest wait of a web request for PostgreSQL to connect or answer before it is "
+        "answered 503 / SERVICE_UNAVAILABLE (jobs and commands wait as long as they need)",
+        shown="`5`",
+        parse=lambda raw: _parse_float("DATABASE_TIMEOUT_SECONDS", raw),
+    )
     redis_url: str = setting(
         "",
         "Redis for the job queue, e.g. `redis://127.0.0.1:6379/0`",
@@ -440,6 +447,7 @@ class Settings:
                 )
         ranges = {
             "redis_timeout_seconds": (0.1, 60),
+            "database_timeout_seconds": (0.5, 60),
             "trusted_proxies": (0, 5),
             "alert_hour": (0, 23),
             "purge_interval_minutes": (1, 24 * 60),

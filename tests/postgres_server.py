@@ -11,6 +11,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -80,6 +81,30 @@ class PostgresServer:
     def stop(self, mode: str = "fast") -> None:
         """pg_ctl's modes: smart, fast (clients disconnected), immediate (as after a crash)."""
         self._pg("pg_ctl", "stop", "-D", str(self.data), "-m", mode, "-w")
+
+    def freeze(self) -> None:
+        """SIGSTOP the server and its backends: connections are still accepted by the system,
+        and nothing answers, as with a stalled disk or host."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self._processes():
+            os.kill(pid, signal.SIGCONT)
+
+    def _processes(self) -> list[int]:
+        """The postmaster and every process it started."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = []
+        for stat in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                # pid (comm) state ppid ...: comm may hold spaces, so split after its ")".
+                fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the process ended meanwhile
+            if int(fields[1]) == postmaster:
+                children.append(int(Path(stat).parent.name))
+        return [postmaster, *children]
 
     def is_running(self) -> bool:
         status = subprocess.run(

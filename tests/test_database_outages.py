@@ -6,14 +6,18 @@ and no traceback; once it is back everything answers again, without a restart of
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from lxml import etree
+from sqlalchemy import text
 
 from ebox import create_app
 from ebox.extensions import db
@@ -26,6 +30,9 @@ from tests.soap.test_ebox_message_requests import EBOX_NS, publication, signed
 from tests.soap.wss_helpers import Identity, make_identity, register
 
 pytestmark = pytest.mark.postgres_only
+
+# EBOX_DATABASE_TIMEOUT_SECONDS for these tests: how long a request waits for a frozen server.
+FROZEN_BOUND_SECONDS = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +47,10 @@ def outage_app(
 ) -> Iterator[Flask]:
     """eBox on the test's own PostgreSQL, its schema made by the migrations."""
     settings = make_settings(
-        tmp_path_factory.mktemp("outage-instance"), postgres.url, redis_url=own_redis_url
+        tmp_path_factory.mktemp("outage-instance"),
+        postgres.url,
+        redis_url=own_redis_url,
+        database_timeout_seconds=FROZEN_BOUND_SECONDS,
     )
     app = create_app(settings, TESTING=True)
     with app.app_context():
@@ -140,3 +150,73 @@ def test_while_the_database_is_down_every_answer_says_try_again_with_one_log_lin
     assert client.get("/").status_code == 200
     assert outage_app.test_client().get("/readyz").status_code == 200
     assert warnings_and_errors(caplog) == []
+
+
+Answer = TypeVar("Answer")
+
+
+def timed(call: Callable[[], Answer]) -> tuple[Answer, float]:
+    started = time.monotonic()
+    answer = call()
+    return answer, time.monotonic() - started
+
+
+def test_while_the_database_is_frozen_every_answer_says_try_again_within_the_bound(
+    outage_app: Flask,
+    postgres: PostgresServer,
+    client: FlaskClient,
+    identity: Identity,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert soap_answer(client, identity) == (200, None)
+    assert client.get("/").status_code == 200
+    caplog.set_level(logging.INFO)
+    # One wait for a pooled connection's ping, or libpq's connect_timeout (at least 2 s) for a
+    # new connection; never both in one request, and never gunicorn's 30 s.
+    most = max(2.0, FROZEN_BOUND_SECONDS) + 1.0
+
+    postgres.freeze()
+    try:
+        answer, seconds = timed(lambda: soap_answer(client, identity))
+        assert answer == (500, "SERVICE_UNAVAILABLE")
+        assert seconds < most
+        assert_one_plain_warning(caplog, "ebox.soap.views")
+
+        for _ in range(2):  # the pooled connections are replaced by new ones, just as bounded
+            page, seconds = timed(lambda: client.get("/"))
+            assert page.status_code == 503
+            assert "eBox is temporarily unavailable" in page.get_data(as_text=True)
+            assert seconds < most
+            assert_one_plain_warning(caplog, "ebox.web")
+
+        ready, seconds = timed(lambda: outage_app.test_client().get("/readyz"))
+        assert ready.status_code == 503
+        assert ready.get_json()["checks"]["database"] == "failed"
+        assert seconds < most
+        assert_one_plain_warning(caplog, "ebox.health.checks")
+    finally:
+        postgres.thaw()
+
+    assert soap_answer(client, identity) == (200, None)
+    assert client.get("/").status_code == 200
+    assert outage_app.test_client().get("/readyz").status_code == 200
+    assert warnings_and_errors(caplog) == []
+
+
+def test_outside_requests_a_statement_may_wait_longer_than_the_bound(outage_app: Flask) -> None:
+    """Jobs and commands (a purge batch, a migration) may rightly take longer than a page. Run
+    in a thread of its own, as in a worker or a command: here the test's requests share one
+    application context, whose end (when the bound is lifted) they never reach."""
+    longer = FROZEN_BOUND_SECONDS + 0.5
+    waited: list[float] = []
+
+    def statement() -> None:
+        with outage_app.app_context():
+            sleep = text("SELECT pg_sleep(:s)")
+            waited.append(timed(lambda: db.session.execute(sleep, {"s": longer}).all())[1])
+            db.session.rollback()
+
+    thread = threading.Thread(target=statement)
+    thread.start()
+    thread.join()
+    assert waited and waited[0] >= longer
