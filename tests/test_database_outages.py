@@ -155,10 +155,21 @@ def test_while_the_database_is_down_every_answer_says_try_again_with_one_log_lin
 Answer = TypeVar("Answer")
 
 
-def timed(call: Callable[[], Answer]) -> tuple[Answer, float]:
-    started = time.monotonic()
-    answer = call()
-    return answer, time.monotonic() - started
+def timed(call: Callable[[], Answer], at_most: float = 60) -> tuple[Answer, float]:
+    """call's answer and how long it took, called in a thread so that a call that never
+    returns fails the test after at_most seconds instead of hanging it."""
+    answers: list[tuple[Answer, float]] = []
+
+    def run() -> None:
+        started = time.monotonic()
+        answer = call()
+        answers.append((answer, time.monotonic() - started))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(at_most)
+    assert answers, f"no answer within {at_most} s"
+    return answers[0]
 
 
 def test_while_the_database_is_frozen_every_answer_says_try_again_within_the_bound(
@@ -177,19 +188,19 @@ def test_while_the_database_is_frozen_every_answer_says_try_again_within_the_bou
 
     postgres.freeze()
     try:
-        answer, seconds = timed(lambda: soap_answer(client, identity))
+        answer, seconds = timed(lambda: soap_answer(client, identity), 2 * most)
         assert answer == (500, "SERVICE_UNAVAILABLE")
         assert seconds < most
         assert_one_plain_warning(caplog, "ebox.soap.views")
 
         for _ in range(2):  # the pooled connections are replaced by new ones, just as bounded
-            page, seconds = timed(lambda: client.get("/"))
+            page, seconds = timed(lambda: client.get("/"), 2 * most)
             assert page.status_code == 503
             assert "eBox is temporarily unavailable" in page.get_data(as_text=True)
             assert seconds < most
             assert_one_plain_warning(caplog, "ebox.web")
 
-        ready, seconds = timed(lambda: outage_app.test_client().get("/readyz"))
+        ready, seconds = timed(lambda: outage_app.test_client().get("/readyz"), 2 * most)
         assert ready.status_code == 503
         assert ready.get_json()["checks"]["database"] == "failed"
         assert seconds < most
@@ -204,19 +215,15 @@ def test_while_the_database_is_frozen_every_answer_says_try_again_within_the_bou
 
 
 def test_outside_requests_a_statement_may_wait_longer_than_the_bound(outage_app: Flask) -> None:
-    """Jobs and commands (a purge batch, a migration) may rightly take longer than a page. Run
-    in a thread of its own, as in a worker or a command: here the test's requests share one
-    application context, whose end (when the bound is lifted) they never reach."""
+    """Jobs and commands (a purge batch, a migration) may rightly take longer than a page. In a
+    thread of its own, as in a worker or a command (the test's requests share one application
+    context, whose end, where the bound is lifted, they never reach)."""
     longer = FROZEN_BOUND_SECONDS + 0.5
-    waited: list[float] = []
 
     def statement() -> None:
         with outage_app.app_context():
-            sleep = text("SELECT pg_sleep(:s)")
-            waited.append(timed(lambda: db.session.execute(sleep, {"s": longer}).all())[1])
+            db.session.execute(text("SELECT pg_sleep(:s)"), {"s": longer}).all()
             db.session.rollback()
 
-    thread = threading.Thread(target=statement)
-    thread.start()
-    thread.join()
-    assert waited and waited[0] >= longer
+    _, seconds = timed(statement)
+    assert seconds >= longer
