@@ -4,7 +4,8 @@ Each occurrence is an RQ scheduled job whose id names the job and its time
 ("ebox-schedule-purge-20261129T1000Z"). Scheduling the same occurrence twice therefore leaves one
 job: every worker may call ensure_scheduled() when it starts, and a redeploy never adds a copy.
 When an occurrence runs it first schedules the next one, then does its work; a worker that was
-down at the time runs it late (RQ keeps scheduled jobs in Redis) rather than skipping it.
+down at the time runs it late (RQ keeps scheduled jobs in Redis) rather than skipping it, and
+one that fails is tried again (RETRY_SECONDS).
 """
 
 from __future__ import annotations
@@ -15,13 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
-from rq import Queue
+from rq import Queue, Retry
 
 from ebox.config import Settings, current_settings
 from ebox.db_types import PLATFORM_TIMEZONE, utcnow
 from ebox.jobs import queue
 
 log = logging.getLogger(__name__)
+
+# An occurrence that fails (PostgreSQL restarting, its worker killed) runs again after 1, 5 and
+# 30 minutes instead of waiting for its next occurrence: for a daily job, the next day. Every
+# periodic job is safe to run twice.
+RETRY_SECONDS = (60, 300, 1800)
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,7 @@ def run_periodic(name: str) -> object:
 
 def _schedule(jobs: Queue, periodic: Periodic, at: datetime) -> str:
     job_id = f"ebox-schedule-{periodic.name}-{at.astimezone(UTC):%Y%m%dT%H%MZ}"
-    jobs.enqueue_at(at, run_periodic, periodic.name, job_id=job_id)
+    retry = Retry(max=len(RETRY_SECONDS), interval=list(RETRY_SECONDS))
+    jobs.enqueue_at(at, run_periodic, periodic.name, job_id=job_id, retry=retry)
     log.debug("scheduled %s at %s", periodic.name, at.isoformat())
     return job_id

@@ -14,6 +14,7 @@ from flask import Flask
 from redis import Redis
 from rq import Queue
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from ebox.accounts.models import Citizen
 from ebox.alerts import services
@@ -23,7 +24,7 @@ from ebox.db_types import utcnow
 from ebox.extensions import db
 from ebox.jobs import QUEUE, AppWorker
 from ebox.redis_connection import embedded_redis
-from ebox.schedule import ensure_scheduled, periodic_jobs, run_periodic
+from ebox.schedule import RETRY_SECONDS, ensure_scheduled, periodic_jobs, run_periodic
 from ebox.senders.models import MessageType
 from tests.factories import create_citizen, create_document, create_message_type, create_sender
 from tests.mail.smtp_server import Received
@@ -218,4 +219,38 @@ def test_run_periodic_books_the_next_occurrence_before_the_work(app: Flask, redi
     expected = {alerts.next_time(before), alerts.next_time(after)}
     assert jobs.scheduled_job_registry.get_scheduled_time(job_id) in expected
     assert job_id in {f"ebox-schedule-alerts-{at:%Y%m%dT%H%MZ}" for at in expected}
+    assert db.session.get(AlertRun, services.platform_today()) is not None
+
+
+def test_a_failed_occurrence_is_tried_again_within_minutes_not_the_next_day(
+    app: Flask, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = Queue(QUEUE, connection=redis)
+    [occurrence] = [
+        job_id
+        for job_id in ensure_scheduled(jobs, now=utcnow() - timedelta(days=2))
+        if job_id.startswith("ebox-schedule-alerts-")
+    ]
+    start_run = services.start_run
+
+    def database_restarting(*args: object) -> AlertRun:
+        raise OperationalError("SELECT", {}, Exception("the database system is starting up"))
+
+    monkeypatch.setattr(services, "start_run", database_restarting)
+    failed_at = utcnow()
+    work(app, jobs, with_scheduler=True)
+
+    # Not failed for good: booked again a minute later, with two more tries left.
+    assert occurrence not in jobs.failed_job_registry.get_job_ids()
+    retry_at = jobs.scheduled_job_registry.get_scheduled_time(occurrence)
+    assert failed_at + timedelta(seconds=55) < retry_at < utcnow() + timedelta(seconds=65)
+    job = jobs.fetch_job(occurrence)
+    assert job is not None and job.retries_left == len(RETRY_SECONDS) - 1
+    assert db.session.get(AlertRun, services.platform_today()) is None
+
+    monkeypatch.setattr(services, "start_run", start_run)
+    jobs.scheduled_job_registry.schedule(job, utcnow() - timedelta(seconds=1))  # a minute later
+    work(app, jobs, with_scheduler=True)
+
+    assert occurrence in jobs.finished_job_registry.get_job_ids()
     assert db.session.get(AlertRun, services.platform_today()) is not None
