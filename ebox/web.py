@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from flask import Flask, Response, g, render_template, request, session
-from flask_babel import get_locale
+from flask_babel import format_date, format_time, get_locale
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
@@ -129,8 +130,18 @@ def template_helpers() -> dict[str, Any]:
     return {"current_language": lambda: str(get_locale() or "nl")}
 
 
+def to_the_minute(moment: datetime) -> str:
+    """A moment in the citizen's language and time zone without its seconds ("2 déc. 2026,
+    11:54"): the seconds tell a citizen nothing and cost a line on a phone."""
+    locale = get_locale()
+    pattern = str(locale.datetime_formats["medium"]) if locale else "{1}, {0}"
+    day, time = format_date(moment, "medium"), format_time(moment, "short")
+    return pattern.replace("{1}", day).replace("{0}", time)
+
+
 def init_app(app: Flask) -> None:
     app.context_processor(template_helpers)
+    app.add_template_filter(to_the_minute, "to_the_minute")
     app.add_template_filter(national_number.printed, "national_number")
     app.after_request(set_security_headers)
     app.after_request(commit_or_rollback)

@@ -41,6 +41,7 @@ from ebox.mailbox import queries, services
 from ebox.mailbox.forms import SHOW_ARCHIVE, SHOW_INBOX, InboxFilterForm
 from ebox.mailbox.models import Document
 from ebox.mailbox.queries import InboxFilter, InboxPage, InboxRow
+from ebox.mailbox.sender_marks import sender_mark
 from ebox.storage.services import open_content
 from ebox.web import is_htmx, render_page_or_fragment
 
@@ -334,6 +335,9 @@ class LineLabels:
     def day(self, moment: datetime) -> str:
         """The day of a moment, as dateformat("medium") writes it."""
         return _medium_date(moment.astimezone(self.zone).date(), self.language)
+
+
+bp.add_app_template_global(sender_mark, "sender_mark")
 
 
 @bp.app_template_global()

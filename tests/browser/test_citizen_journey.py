@@ -148,7 +148,7 @@ def test_citizen_journey(phone: Page, live_server: LiveServer) -> None:
     expect(page.locator(".list-summary")).to_have_text("5 documents, 3 new")
 
     # Filters (htmx swaps the list and keeps the address in step): unread only, then a search.
-    page.get_by_text("More filters").click()
+    page.get_by_text("Search and filter").click()
     page.get_by_label("Unread only").check()
     expect(page).to_have_url(re.compile(r"[?&]unread=y"))
     expect(rows(page).locator(".document__title")).to_have_text([ALLOWANCE, SCHEDULE, REGISTERED])
@@ -195,7 +195,9 @@ def test_citizen_journey(phone: Page, live_server: LiveServer) -> None:
     ]
     page.get_by_role("link", name="Back to your documents").click()
 
-    # French: the whole interface follows, and the longer words still fit.
+    # French: the whole interface follows, and the longer words still fit. On a phone the
+    # languages are in the folded menu.
+    page.locator(".site-menu > summary").click()
     page.get_by_role("button", name="Français").click()
     expect(page.locator("html")).to_have_attribute("lang", "fr")
     french_heading = translated("fr", "Your documents")
@@ -206,6 +208,7 @@ def test_citizen_journey(phone: Page, live_server: LiveServer) -> None:
 
     # Logging out ends the session for good: even the old cookie no longer opens the inbox.
     old_cookies = page.context.cookies()
+    page.locator(".site-menu > summary").click()
     page.locator("form.logout button").click()
     expect(page).to_have_url(f"{live_server.url}/auth/login")
     expect(page.locator(".notice--success")).to_be_visible()
