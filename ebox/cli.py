@@ -230,10 +230,13 @@ ebox_group.add_command(evidence_group)
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--root",
+    "roots",
+    multiple=True,
     required=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="The root CA (PEM) of eBox's seal, the one trust anchor: eBox publishes it at "
-    "<eBox address>/evidence/seal-root.pem; compare its fingerprint with the one eBox gave you.",
+    help="The root CA (PEM) of eBox's seal, the trust anchor: eBox publishes it at "
+    "<eBox address>/evidence/seal-root.pem; compare its fingerprint with the one eBox gave you. "
+    "Repeat it for the root of an earlier seal certificate, if eBox changed roots.",
 )
 @click.option(
     "--seal-cert",
@@ -242,7 +245,9 @@ ebox_group.add_command(evidence_group)
     required=True,
     type=click.Path(exists=True, dir_okay=False),
     help="eBox's sealing certificate (PEM), published at <eBox address>/evidence/seal.pem; "
-    "repeat for earlier ones. Another organisation's certificate under the same root fails.",
+    "repeat for earlier ones (all of them: <eBox address>/evidence/seal-certs.pem). CA "
+    "certificates in these files are taken as intermediates. Another organisation's "
+    "certificate under the same root fails.",
 )
 @click.option(
     "--tsa-root",
@@ -251,7 +256,10 @@ ebox_group.add_command(evidence_group)
     "of that authority. Without it timestamps are read, not trusted.",
 )
 def evidence_verify_command(
-    files: tuple[str, ...], root: str, seal_certs: tuple[str, ...], tsa_root: str | None
+    files: tuple[str, ...],
+    roots: tuple[str, ...],
+    seal_certs: tuple[str, ...],
+    tsa_root: str | None,
 ) -> None:
     """Check PDF proofs of delivery and evidence XMLs (XMLs given together as one chain) and
     say what they prove, or exactly why they do not. Exit status 1 if any check fails.
@@ -264,7 +272,7 @@ def evidence_verify_command(
 
     try:
         trust = load_trust(
-            root=Path(root),
+            roots=[Path(name) for name in roots],
             seal_certs=[Path(name) for name in seal_certs],
             tsa_root=Path(tsa_root) if tsa_root else None,
         )
@@ -342,18 +350,22 @@ def audit_verify_command(anchors: tuple[str, ...]) -> None:
 )
 @click.option(
     "--root",
+    "roots",
+    multiple=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="The seal's root CA (PEM) to verify proofs under (default: the configured one).",
+    help="The seal's root CA (PEM) to verify proofs under (default: the configured ones, "
+    "EBOX_SEAL_CA_CERT and EBOX_SEAL_PREVIOUS_CA_CERTS); repeat for earlier roots.",
 )
 @click.option(
     "--seal-cert",
     "seal_certs",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="A sealing certificate (PEM), with --root; repeat for earlier ones.",
+    help="A sealing certificate (PEM), with --root; repeat for earlier ones (default: "
+    "EBOX_SEAL_CERT and EBOX_SEAL_PREVIOUS_CERTS).",
 )
 def restore_check_command(
-    sample: int, anchors: tuple[str, ...], root: str | None, seal_certs: tuple[str, ...]
+    sample: int, anchors: tuple[str, ...], roots: tuple[str, ...], seal_certs: tuple[str, ...]
 ) -> None:
     """After a restore, before serving: the audit log verifies, a sample of proofs and
     evidence verifies, a sample of documents decrypts under every master key in use (so the
@@ -364,10 +376,10 @@ def restore_check_command(
     # Imported here: pyHanko's validation stack is loaded for this command only.
     from ebox.evidence.verify import load_trust
 
-    if root:
+    if roots:
         try:
             trust = load_trust(
-                root=Path(root),
+                roots=[Path(name) for name in roots],
                 seal_certs=[Path(name) for name in seal_certs],
                 tsa_root=None,
             )

@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import current_app
 
+from ebox import key_files
 from ebox.errors import ConfigError
 from ebox.storage.crypto import validate_master_key
 
@@ -195,6 +196,13 @@ class Settings:
     saml_sp_key: str = setting(
         "", "path of our SAML private key (PEM)", shown="generated under `instance/saml/`"
     )
+    saml_sp_next_cert: str = setting(
+        "",
+        "path of a second SAML certificate (PEM) published in our metadata beside "
+        "`EBOX_SAML_SP_CERT` during a key rollover: the next one before the switch, the previous "
+        "one for a while after (see Key rotation in docs/operations.md)",
+        shown="empty",
+    )
     saml_attr_national_number: str = setting(
         "egovNRN", "attribute carrying the national register number"
     )
@@ -240,13 +248,26 @@ class Settings:
     )
     seal_cert: str = setting(
         "",
-        "PEM file of the sealing key's certificate",
+        "PEM file of the sealing key's certificate, followed by its intermediate CA "
+        "certificates if it has any",
         shown="a demo CA under `instance/seal/`",
     )
     seal_ca_cert: str = setting(
         "",
         "PEM file of the root CA that verifiers of the seal trust",
         shown="a demo CA under `instance/seal/`",
+    )
+    seal_previous_certs: str = setting(
+        "",
+        "PEM file of the earlier sealing certificates (with their intermediate CAs), kept after "
+        "a renewal: published with the current one and trusted by `ebox restore-check`, so that "
+        "evidence sealed before keeps verifying",
+        shown="empty",
+    )
+    seal_previous_ca_certs: str = setting(
+        "",
+        "PEM file of the root CAs of earlier sealing certificates, when a renewal changed the root",
+        shown="empty",
     )
     tsa_url: str = setting(
         "",
@@ -474,6 +495,31 @@ class Settings:
                 raise ConfigError(
                     "EBOX_ENV=production refuses to start:\n  - " + "\n  - ".join(problems)
                 )
+        self.check_key_files()
+
+    def check_key_files(self) -> None:
+        """Raise ConfigError when a configured key or certificate file of the SAML service
+        provider or of the seal is unreadable, a key is not its certificate's, a certificate
+        that signs has expired, or a seal certificate does not chain to its root."""
+        key_files.check_saml_sp_files(
+            key_path=self.saml_sp_key,
+            cert_path=self.saml_sp_cert,
+            next_cert_path=self.saml_sp_next_cert,
+        )
+        if (
+            self.seal_key
+            or self.seal_cert
+            or self.seal_ca_cert
+            or self.seal_previous_certs
+            or self.seal_previous_ca_certs
+        ):
+            key_files.read_seal_files(
+                key_path=self.seal_key,
+                cert_path=self.seal_cert,
+                root_path=self.seal_ca_cert,
+                earlier_certs_path=self.seal_previous_certs,
+                earlier_roots_path=self.seal_previous_ca_certs,
+            )
 
     def to_flask(self) -> dict[str, object]:
         """The Flask settings derived from ours."""

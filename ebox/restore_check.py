@@ -35,10 +35,14 @@ class Check:
 
 
 def platform_trust() -> Trust:
-    """This installation's own seal and timestamp authority, as configured."""
+    """This installation's own seal and timestamp authority, as configured: the current seal
+    certificate and the earlier ones, under their roots, for evidence sealed years ago."""
     seal = platform_seal()
     return Trust(
-        seal_root_pem=seal.root_pem, seal_cert_pems=(seal.cert_pem,), tsa_root_pem=tsa_root()
+        seal_root_pems=seal.all_root_pems,
+        seal_cert_pems=seal.all_cert_pems,
+        tsa_root_pem=tsa_root(),
+        intermediate_pems=seal.all_intermediate_pems,
     )
 
 

@@ -1,4 +1,5 @@
-"""Test certificates: a root CA and the leaves it issues (a seal, a timestamp authority)."""
+"""Test certificates: a root CA, intermediate CAs, and the leaves they issue (a seal, a timestamp
+authority)."""
 
 from __future__ import annotations
 
@@ -29,14 +30,37 @@ class Issued:
         )
 
 
-def make_ca(common_name: str, *, valid_for: timedelta = timedelta(days=365)) -> Issued:
+def make_ca(
+    common_name: str,
+    *,
+    valid_for: timedelta = timedelta(days=365),
+    path_length: int | None = 0,
+) -> Issued:
+    """A root CA; path_length 1 (or None) lets it issue intermediate CAs."""
     key = _key()
     name = _name(common_name)
     certificate = (
         _builder(name, name, key, valid_for)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(_usage(key_cert_sign=True), critical=True)
         .sign(key, hashes.SHA256())
+    )
+    return Issued(key, certificate)
+
+
+def issue_intermediate(
+    ca: Issued, common_name: str, *, valid_for: timedelta = timedelta(days=300)
+) -> Issued:
+    """An intermediate CA of ca, which issues leaves only."""
+    key = _key()
+    certificate = (
+        _builder(_name(common_name), ca.certificate.subject, key, valid_for)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_usage(key_cert_sign=True), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), False
+        )
+        .sign(ca.key, hashes.SHA256())
     )
     return Issued(key, certificate)
 

@@ -1,9 +1,52 @@
+from datetime import timedelta
+from pathlib import Path
+
 import pytest
 
 from ebox import create_app
 from ebox.config import Settings
 from ebox.errors import ConfigError
 from ebox.log_config import mask_national_numbers
+from tests.pki import Issued, issue, make_ca
+
+# Real files for production's key settings: eBox reads and checks them at start.
+PRODUCTION_SEAL_ROOT = make_ca("Production seal root")
+PRODUCTION_PKI = {
+    "sp": make_ca("Production SP"),
+    "seal": issue(PRODUCTION_SEAL_ROOT, "Production seal"),
+    "seal_root": PRODUCTION_SEAL_ROOT,
+}
+
+
+def write_pem(path: Path, *pems: bytes) -> str:
+    path.write_bytes(b"".join(pems))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def pki() -> dict[str, Issued]:
+    """The SAML SP's key pairs and a seal under its root, as production's files hold them."""
+    seal_root = make_ca("Seal root")
+    return {
+        "sp": make_ca("eBox SP 2025"),
+        "sp_next": make_ca("eBox SP 2026"),
+        "sp_expired": make_ca("eBox SP 2020", valid_for=timedelta(minutes=-3)),
+        "seal_root": seal_root,
+        "seal": issue(seal_root, "eBox seal"),
+        "seal_expired": issue(seal_root, "eBox seal 2020", valid_for=timedelta(minutes=-3)),
+        "other_root": make_ca("Another root"),
+    }
+
+
+def key_files(folder: Path, pki: dict[str, Issued]) -> dict[str, str]:
+    """Production's key and certificate settings, pointing to real files in folder."""
+    return {
+        "saml_sp_key": write_pem(folder / "sp-key.pem", pki["sp"].key_pem),
+        "saml_sp_cert": write_pem(folder / "sp-cert.pem", pki["sp"].cert_pem),
+        "seal_key": write_pem(folder / "seal-key.pem", pki["seal"].key_pem),
+        "seal_cert": write_pem(folder / "seal-cert.pem", pki["seal"].cert_pem),
+        "seal_ca_cert": write_pem(folder / "seal-root.pem", pki["seal_root"].cert_pem),
+    }
 
 
 def production_settings(tmp_path, **changes):
@@ -15,13 +58,9 @@ def production_settings(tmp_path, **changes):
         database_url="postgresql+psycopg://ebox@db/ebox",
         saml_idp="federation",
         saml_idp_metadata="/etc/ebox/idp.xml",
-        saml_sp_key="/etc/ebox/sp-key.pem",
-        saml_sp_cert="/etc/ebox/sp-cert.pem",
-        seal_key="/etc/ebox/seal-key.pem",
-        seal_cert="/etc/ebox/seal-cert.pem",
-        seal_ca_cert="/etc/ebox/seal-root.pem",
         smtp_url="smtp://mail.internal:25",
         cookie_secure=True,
+        **key_files(tmp_path, PRODUCTION_PKI),
     )
     for name, value in changes.items():
         setattr(settings, name, value)
@@ -201,3 +240,103 @@ def test_several_master_keys_come_from_the_environment(tmp_path):
         {"EBOX_MASTER_KEYS": f"2024:{KEY_2024},2026:{KEY_2026}", "EBOX_MASTER_KEY_ID": "2026"}
     )
     assert settings.master_key_ring() == {"2024": KEY_2024, "2026": KEY_2026}
+
+
+@pytest.mark.parametrize(
+    ("files", "reason"),
+    [
+        (lambda d, k: {"saml_sp_key": str(d / "missing.pem")}, "EBOX_SAML_SP_KEY: cannot read"),
+        (
+            lambda d, k: {"saml_sp_key": write_pem(d / "k.pem", k["sp_next"].key_pem)},
+            "EBOX_SAML_SP_KEY and EBOX_SAML_SP_CERT: the private key is not the key of",
+        ),
+        (
+            lambda d, k: {"saml_sp_cert": write_pem(d / "c.pem", b"not a certificate")},
+            "EBOX_SAML_SP_CERT: .* holds no PEM certificate",
+        ),
+        (
+            lambda d, k: {
+                "saml_sp_key": write_pem(d / "k.pem", k["sp_expired"].key_pem),
+                "saml_sp_cert": write_pem(d / "c.pem", k["sp_expired"].cert_pem),
+            },
+            "EBOX_SAML_SP_CERT: the certificate 'CN=eBox SP 2020,O=eBox tests' .* expired on",
+        ),
+        (lambda d, k: {"saml_sp_cert": ""}, "EBOX_SAML_SP_KEY and EBOX_SAML_SP_CERT go together"),
+        (
+            lambda d, k: {"saml_sp_next_cert": str(d / "missing.pem")},
+            "EBOX_SAML_SP_NEXT_CERT: cannot read",
+        ),
+        (
+            lambda d, k: {"saml_sp_next_cert": write_pem(d / "n.pem", k["sp_expired"].cert_pem)},
+            "EBOX_SAML_SP_NEXT_CERT: the certificate .* expired on",
+        ),
+        (
+            lambda d, k: {"saml_sp_next_cert": write_pem(d / "n.pem", k["sp"].cert_pem)},
+            "EBOX_SAML_SP_NEXT_CERT is the certificate of EBOX_SAML_SP_CERT",
+        ),
+        (
+            lambda d, k: {"seal_key": write_pem(d / "k.pem", k["sp"].key_pem)},
+            "EBOX_SEAL_KEY and EBOX_SEAL_CERT: the private key is not the key of",
+        ),
+        (
+            lambda d, k: {
+                "seal_key": write_pem(d / "k.pem", k["seal_expired"].key_pem),
+                "seal_cert": write_pem(d / "c.pem", k["seal_expired"].cert_pem),
+            },
+            "EBOX_SEAL_CERT: the certificate 'CN=eBox seal 2020,O=eBox tests' .* expired on",
+        ),
+        (
+            lambda d, k: {"seal_ca_cert": write_pem(d / "r.pem", k["other_root"].cert_pem)},
+            "EBOX_SEAL_CERT: the certificate 'CN=eBox seal,O=eBox tests' .* does not chain to "
+            "EBOX_SEAL_CA_CERT",
+        ),
+        (
+            lambda d, k: {"seal_previous_certs": write_pem(d / "p.pem", k["seal"].cert_pem)},
+            "EBOX_SEAL_PREVIOUS_CERTS holds the current seal certificate",
+        ),
+        (
+            lambda d, k: {
+                "seal_previous_certs": write_pem(
+                    d / "p.pem", issue(k["other_root"], "Someone's seal").cert_pem
+                )
+            },
+            "EBOX_SEAL_PREVIOUS_CERTS: the certificate 'CN=Someone's seal,O=eBox tests' .* "
+            "chains to neither EBOX_SEAL_CA_CERT nor a root of EBOX_SEAL_PREVIOUS_CA_CERTS",
+        ),
+        (
+            lambda d, k: {"seal_previous_ca_certs": str(d / "missing.pem")},
+            "EBOX_SEAL_PREVIOUS_CA_CERTS: cannot read",
+        ),
+        (
+            lambda d, k: {"seal_ca_cert": ""},
+            "EBOX_SEAL_KEY, EBOX_SEAL_CERT and EBOX_SEAL_CA_CERT go",
+        ),
+    ],
+)
+def test_key_files_that_cannot_serve_are_refused_at_start(tmp_path, pki, files, reason):
+    settings = Settings(instance_path=tmp_path, **key_files(tmp_path, pki))
+    settings.check()  # the files as they should be
+    for name, value in files(tmp_path, pki).items():
+        setattr(settings, name, value)
+
+    with pytest.raises(ConfigError, match=reason):
+        create_app(settings)
+
+
+def test_earlier_seal_certificates_may_have_expired_and_have_another_root(tmp_path, pki):
+    earlier_root = make_ca("Earlier seal root")
+    earlier = [
+        issue(earlier_root, "eBox seal 2020", valid_for=timedelta(minutes=-3)),
+        pki["seal_expired"],
+    ]
+    settings = Settings(
+        instance_path=tmp_path,
+        seal_previous_certs=write_pem(tmp_path / "p.pem", *(item.cert_pem for item in earlier)),
+        seal_previous_ca_certs=write_pem(tmp_path / "r.pem", earlier_root.cert_pem),
+        **key_files(tmp_path, pki),
+    )
+    settings.check()
+
+    settings.seal_previous_ca_certs = ""  # the other root is needed
+    with pytest.raises(ConfigError, match="chains to neither EBOX_SEAL_CA_CERT"):
+        settings.check()

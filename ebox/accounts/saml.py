@@ -200,13 +200,33 @@ def sp_key_pair() -> KeyPair:
 
 def _sp_data() -> dict[str, Any]:
     keys = sp_key_pair()
-    return {
+    data = {
         "entityId": current_settings().saml_sp_entity_id,
         "assertionConsumerService": {"url": acs_url(), "binding": Saml.BINDING_HTTP_POST},
         "NameIDFormat": Saml.NAMEID_TRANSIENT,
         "x509cert": keys.cert_pem(),
         "privateKey": keys.key_pem(),
     }
+    next_cert = sp_next_cert_pem()
+    if next_cert:
+        # Published in the metadata as a second signing key (python3-saml's "x509certNew");
+        # AuthnRequests are still signed with privateKey only (see Key rotation in
+        # docs/operations.md).
+        data["x509certNew"] = next_cert
+    return data
+
+
+def sp_next_cert_pem() -> str | None:
+    """The second certificate of a key rollover (EBOX_SAML_SP_NEXT_CERT), if one is set."""
+    path = current_settings().saml_sp_next_cert
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="ascii")
+    except OSError as error:
+        raise ConfigError(
+            f"EBOX_SAML_SP_NEXT_CERT: cannot read {path!r} ({error.strerror})"
+        ) from error
 
 
 def _idp_data() -> dict[str, Any]:
@@ -267,6 +287,16 @@ def verify_response(*, saml_response: str, request_id: str) -> VerifiedLogin:
 def _parse_response(saml_response: str) -> OneLogin_Saml2_Response:
     if not saml_response:
         raise LoginRefused("no SAMLResponse in the post", MESSAGE_MALFORMED, 400)
+    try:
+        document = OneLogin_Saml2_XML.to_etree(OneLogin_Saml2_Utils.b64decode(saml_response))
+        encrypted = OneLogin_Saml2_XML.query(document, "//saml:EncryptedAssertion")
+    except Exception as error:  # base64, XML syntax, forbidden DTD or entities
+        raise LoginRefused(f"unreadable response: {error!r}", MESSAGE_MALFORMED, 400) from None
+    if encrypted:
+        # Our metadata offers no encryption key, and python3-saml would decrypt with the one
+        # current key only (an assertion encrypted to the other certificate of a key rollover
+        # could not be read): an encrypted assertion is refused, whatever it was encrypted to.
+        raise LoginRefused("encrypted assertion: eBox publishes no encryption key, accepts none")
     try:
         return OneLogin_Saml2_Response(sp_settings(), saml_response)
     except Exception as error:  # base64, XML syntax, forbidden DTD or entities

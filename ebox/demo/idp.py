@@ -36,6 +36,10 @@ from ebox.demo import data as demo_data
 bp = Blueprint("demo_idp", __name__, url_prefix="/demo/idp")
 
 ASSERTION_LIFETIME = timedelta(minutes=5)
+# The service provider's metadata as the identity provider last fetched it, when set in the
+# application's extensions (tests of a key rollover: a federation refreshes metadata on its own
+# schedule). Unset, the demo IdP reads eBox's current metadata for every request.
+KNOWN_SP_METADATA = "ebox.demo.idp.known_sp_metadata"
 
 
 @dataclass(frozen=True)
@@ -97,10 +101,15 @@ def _config(*, with_sp: bool, key_directory: Path | None = None) -> IdPConfig:
             "signing_algorithm": SIG_RSA_SHA256,
             "digest_algorithm": DIGEST_SHA256,
             "accepted_time_diff": 60,
-            "metadata": {"inline": [sp.sp_metadata_xml()]} if with_sp else {},
+            "metadata": {"inline": [_known_sp_metadata()]} if with_sp else {},
         }
     )
     return config
+
+
+def _known_sp_metadata() -> str:
+    known: str | None = current_app.extensions.get(KNOWN_SP_METADATA)
+    return known if known is not None else sp.sp_metadata_xml()
 
 
 def _server(key_directory: Path | None = None) -> Server:

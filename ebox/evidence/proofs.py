@@ -298,7 +298,7 @@ def _seal_pdf(
     tsa_url: str | None,
     tsa_root_pem: bytes | None = None,
 ) -> bytes:
-    signer = _signer(seal.key_pem, seal.cert_pem, seal.root_pem)
+    signer = _signer(seal.key_pem, seal.cert_pem, seal.root_pem, seal.intermediate_pems)
     metadata = signers.PdfSignatureMetadata(
         field_name=FIELD_NAME,
         subfilter=fields.SigSeedSubFilter.PADES,
@@ -350,9 +350,12 @@ def _space_for_signature(signer: _SealSigner, *, timestamped: bool) -> int:
 
 
 @functools.lru_cache(maxsize=4)
-def _signer(key_pem: bytes, cert_pem: bytes, root_pem: bytes) -> _SealSigner:
+def _signer(
+    key_pem: bytes, cert_pem: bytes, root_pem: bytes, intermediate_pems: tuple[bytes, ...] = ()
+) -> _SealSigner:
     """One signer per seal: parsing an RSA key (with its consistency checks) costs more than
-    rendering a proof."""
+    rendering a proof. The signature embeds the intermediate CAs and the root, so that a PDF
+    reader trusting the root finds the whole path."""
     key = serialization.load_pem_private_key(key_pem, password=None)
     if not isinstance(key, RSAPrivateKey | EllipticCurvePrivateKey):
         raise ValueError("the seal key must be an RSA or an EC key")
@@ -365,7 +368,9 @@ def _signer(key_pem: bytes, cert_pem: bytes, root_pem: bytes) -> _SealSigner:
                 serialization.NoEncryption(),
             )
         ),
-        cert_registry=SimpleCertificateStore.from_certs([_certificate(root_pem)]),
+        cert_registry=SimpleCertificateStore.from_certs(
+            [*(_certificate(item) for item in intermediate_pems), _certificate(root_pem)]
+        ),
         private_key=key,
     )
 

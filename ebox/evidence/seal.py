@@ -1,9 +1,11 @@
 """The platform's sealing key and certificate, which sign every evidence and proof of delivery.
 
-Production gives them as PEM files (EBOX_SEAL_KEY, EBOX_SEAL_CERT, and EBOX_SEAL_CA_CERT, the
-root a verifier trusts). The embedded default makes a demo root CA and a seal certificate under
-instance/seal/ on first use: good for trying the flow end to end, worthless as proof, and
-refused in production.
+Production gives them as PEM files (EBOX_SEAL_KEY, EBOX_SEAL_CERT with its intermediate CAs if
+any, and EBOX_SEAL_CA_CERT, the root a verifier trusts), and after a renewal the earlier
+certificates (EBOX_SEAL_PREVIOUS_CERTS, and EBOX_SEAL_PREVIOUS_CA_CERTS when the root changed):
+evidence sealed years ago must still verify. The embedded default makes a demo root CA and a
+seal certificate under instance/seal/ on first use: good for trying the flow end to end,
+worthless as proof, and refused in production.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ebox.errors import ConfigError
+from ebox.key_files import read_seal_files
 
 DEMO_FOLDER = "seal"
 DEMO_FILES = ("demo-root-ca.pem", "seal-key.pem", "seal-cert.pem")
@@ -26,9 +28,33 @@ DEMO_FILES = ("demo-root-ca.pem", "seal-key.pem", "seal-cert.pem")
 
 @dataclass(frozen=True)
 class Seal:
+    """The key and certificate that seal new evidence and proofs, and what verifies the
+    evidence and proofs sealed before a renewal of the certificate."""
+
     key_pem: bytes
-    cert_pem: bytes
+    cert_pem: bytes  # the seal certificate alone
     root_pem: bytes  # the trust anchor verifiers are given
+    # CA certificates between the seal certificate and the root, embedded in every signature.
+    intermediate_pems: tuple[bytes, ...] = ()
+    # Earlier seal certificates (EBOX_SEAL_PREVIOUS_CERTS), their intermediate CAs, and the
+    # roots of those whose root was another (EBOX_SEAL_PREVIOUS_CA_CERTS).
+    earlier_cert_pems: tuple[bytes, ...] = ()
+    earlier_intermediate_pems: tuple[bytes, ...] = ()
+    earlier_root_pems: tuple[bytes, ...] = ()
+
+    @property
+    def all_cert_pems(self) -> tuple[bytes, ...]:
+        """Every seal certificate evidence of this platform may carry: current one first."""
+        return (self.cert_pem, *self.earlier_cert_pems)
+
+    @property
+    def all_intermediate_pems(self) -> tuple[bytes, ...]:
+        return (*self.intermediate_pems, *self.earlier_intermediate_pems)
+
+    @property
+    def all_root_pems(self) -> tuple[bytes, ...]:
+        """Every root the platform's evidence chains to: the current one first."""
+        return (self.root_pem, *self.earlier_root_pems)
 
     @property
     def certificate(self) -> x509.Certificate:
@@ -39,17 +65,33 @@ class Seal:
         return x509.load_pem_x509_certificate(self.root_pem)
 
 
-def load_seal(*, key_path: str, cert_path: str, root_path: str, instance_path: Path) -> Seal:
-    """The configured seal, or the demo one under instance/seal/ when none is configured."""
-    if key_path or cert_path:
-        if not (key_path and cert_path and root_path):
-            raise ConfigError(
-                "EBOX_SEAL_KEY, EBOX_SEAL_CERT and EBOX_SEAL_CA_CERT go together: set all three"
-            )
+def load_seal(
+    *,
+    key_path: str,
+    cert_path: str,
+    root_path: str,
+    instance_path: Path,
+    earlier_certs_path: str = "",
+    earlier_roots_path: str = "",
+) -> Seal:
+    """The configured seal (checked: see ebox.key_files.read_seal_files), or the demo one under
+    instance/seal/ when none is configured."""
+    if key_path or cert_path or root_path or earlier_certs_path or earlier_roots_path:
+        files = read_seal_files(
+            key_path=key_path,
+            cert_path=cert_path,
+            root_path=root_path,
+            earlier_certs_path=earlier_certs_path,
+            earlier_roots_path=earlier_roots_path,
+        )
         return Seal(
-            key_pem=_read(key_path, "EBOX_SEAL_KEY"),
-            cert_pem=_read(cert_path, "EBOX_SEAL_CERT"),
-            root_pem=_read(root_path, "EBOX_SEAL_CA_CERT"),
+            key_pem=files.key_pem,
+            cert_pem=files.cert_pem,
+            root_pem=files.root_pem,
+            intermediate_pems=files.intermediate_pems,
+            earlier_cert_pems=files.earlier_cert_pems,
+            earlier_intermediate_pems=files.earlier_intermediate_pems,
+            earlier_root_pems=files.earlier_root_pems,
         )
     return demo_seal(instance_path / DEMO_FOLDER)
 
@@ -148,10 +190,3 @@ def _usage(
         encipher_only=False,
         decipher_only=False,
     )
-
-
-def _read(path: str, setting: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{setting}: cannot read {path!r} ({exc.strerror})") from exc

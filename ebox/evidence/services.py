@@ -53,6 +53,8 @@ def platform_seal() -> Seal:
             cert_path=settings.seal_cert,
             root_path=settings.seal_ca_cert,
             instance_path=settings.instance_path,
+            earlier_certs_path=settings.seal_previous_certs,
+            earlier_roots_path=settings.seal_previous_ca_certs,
         )
         current_app.extensions[_SEAL] = seal
     return seal

@@ -4,8 +4,9 @@ Given sealed evidence XMLs or a PDF proof of delivery (whose evidence XMLs are a
 it), check everything that makes them proof and say what they prove, or exactly why not:
 
 - each evidence: one enveloped XML signature covering the whole document (no other signed
-  part, which would open the door to signature wrapping), RSA/ECDSA with SHA-256, made with a
-  certificate that chains to the trusted root;
+  part, which would open the door to signature wrapping), RSA/ECDSA with SHA-256, made with
+  one of eBox's seal certificates (the current one or an earlier one) that chains to a trusted
+  root, directly or through intermediate CAs;
 - its RFC 3161 timestamp, when it has one: the token covers this signature value, and is
   signed by an authority that chains to the timestamp root, when one is given;
 - its times: the event it records happened by the time it states it was sealed and by the
@@ -52,26 +53,44 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 _SEAL_USAGE = {"non_repudiation"}
 
 
-def load_trust(*, root: Path, seal_certs: Sequence[Path], tsa_root: Path | None) -> Trust:
-    """The trust anchors, from PEM files; ValueError naming a file that is not a certificate."""
+def load_trust(
+    *, roots: Sequence[Path], seal_certs: Sequence[Path], tsa_root: Path | None
+) -> Trust:
+    """The trust anchors, from PEM files; ValueError naming a file that is not a certificate.
+
+    Every file may hold several certificates. Those of seal_certs that are CA certificates
+    (an intermediate following the seal certificate in its file) are links to a root, never
+    seals; the others are eBox's seal certificates."""
+    root_pems = [pem for path in roots for pem in _certificate_file(path)]
+    given = [pem for path in seal_certs for pem in _certificate_file(path)]
+    tsa = _certificate_file(tsa_root) if tsa_root else None
+    if tsa is not None and len(tsa) != 1:
+        raise ValueError(f"{tsa_root} must hold one certificate, the timestamp authority's root")
     return Trust(
-        seal_root_pem=_certificate_file(root),
-        seal_cert_pems=tuple(_certificate_file(path) for path in seal_certs),
-        tsa_root_pem=_certificate_file(tsa_root) if tsa_root else None,
+        seal_root_pems=tuple(root_pems),
+        seal_cert_pems=tuple(pem for pem in given if not load_certificate(pem).ca),
+        tsa_root_pem=tsa[0] if tsa else None,
+        intermediate_pems=tuple(pem for pem in given if load_certificate(pem).ca),
     )
 
 
-def _certificate_file(path: Path) -> bytes:
-    pem = path.read_bytes()
+def _certificate_file(path: Path) -> list[bytes]:
+    """Every certificate of a PEM file, each as PEM."""
+    data = path.read_bytes()
+    found = []
     try:
-        kind, _, _ = asn1_pem.unarmor(pem)
-        if kind != "CERTIFICATE":
-            raise ValueError(f"it holds a {kind}")
-        # Read in full now: a damaged field fails here rather than in the middle of a report.
-        load_certificate(pem).native  # noqa: B018
+        for kind, _, der in asn1_pem.unarmor(data, multiple=True):
+            if kind != "CERTIFICATE":
+                raise ValueError(f"it holds a {kind}")
+            pem = asn1_pem.armor("CERTIFICATE", der)
+            # Read in full now: a damaged field fails here rather than in the middle of a report.
+            load_certificate(pem).native  # noqa: B018
+            found.append(pem)
     except ValueError as error:
         raise ValueError(f"{path} is not a PEM certificate: {said(error)}") from None
-    return pem
+    if not found:
+        raise ValueError(f"{path} is not a PEM certificate: it holds none")
+    return found
 
 
 def verify_files(files: Sequence[tuple[str, bytes]], trust: Trust) -> list[Report]:
@@ -132,7 +151,7 @@ def verify_pdf(name: str, data: bytes, trust: Trust) -> Report:
         proven_time,
         subject="the PDF signer's certificate",
         usage=_SEAL_USAGE,
-        intermediates=signature.other_embedded_certs,
+        intermediates=list(signature.other_embedded_certs),
     )
     report.check(
         status.coverage is not None and status.coverage.name == "ENTIRE_FILE",
@@ -194,7 +213,7 @@ def _check_pdf_timestamp(report: Report, token: Any, authority_given: bool) -> N
 
 def _pdf_status(signature: Any, trust: Trust, tsa_context: ValidationContext | None) -> Any:
     seal_context = ValidationContext(
-        trust_roots=[load_certificate(trust.seal_root_pem)], allow_fetching=False
+        trust_roots=trust.roots(), other_certs=trust.intermediates(), allow_fetching=False
     )
     return validate_pdf_signature(
         signature, signer_validation_context=seal_context, ts_validation_context=tsa_context

@@ -2,7 +2,8 @@
 
 An evidence proves something only with one enveloped XML signature covering the whole document
 (no other signed part, which would open the door to signature wrapping), RSA/ECDSA with SHA-256,
-made with eBox's sealing certificate chaining to the trusted root; its RFC 3161 timestamp, when
+made with one of eBox's sealing certificates chaining to a trusted root (directly, or through
+the intermediate CA certificates the signature carries beside it); its RFC 3161 timestamp, when
 it has one, covering this signature value and signed by an authority under the timestamp root,
 when one is given; and times that agree: the event it records happened by the time it states it
 was sealed and by the time its timestamp proves the signature existed (within CLOCK_SKEW, and
@@ -95,8 +96,11 @@ def verify_evidence(report: Report, data: bytes, trust: Trust, label: str = "evi
     signature = _the_signature(report, root, label)
     if signature is None:
         return
-    signer = _signer(report, signature, trust, label)
-    if signer is None or not _signature_verifies(report, signature, signer, label):
+    found = _signer(report, signature, trust, label)
+    if found is None:
+        return
+    signer, intermediates = found
+    if not _signature_verifies(report, signature, signer, label):
         return
     stamp = _timestamp(report, signature, trust, label)
     # Only a time from a trusted authority is part of what the evidence proves.
@@ -108,6 +112,7 @@ def verify_evidence(report: Report, data: bytes, trust: Trust, label: str = "evi
         proven,
         subject=f"{label}: the seal certificate",
         usage=_SEAL_USAGE,
+        intermediates=intermediates,
     )
     try:
         facts = read_facts(data)
@@ -171,23 +176,39 @@ def _the_signature(report: Report, root: etree._Element, label: str) -> etree._E
     return signature
 
 
-def _signer(report: Report, signature: etree._Element, trust: Trust, label: str) -> bytes | None:
-    """The DER certificate the evidence was sealed with, if it is eBox's seal and the only one."""
-    certificates = signature.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", _EV)
-    signer, why = b"", f"the signature names {len(certificates)} certificates, not one"
-    if len(certificates) == 1:
-        try:
-            signer = base64.b64decode("".join((certificates[0].text or "").split()), validate=True)
+def _signer(
+    report: Report, signature: etree._Element, trust: Trust, label: str
+) -> tuple[bytes, list[asn1_x509.Certificate]] | None:
+    """The DER certificate the evidence was sealed with, if it is one of eBox's seals, and the
+    intermediate CA certificates given beside it; None when anything else is given with it."""
+    texts = [
+        node.text or ""
+        for node in signature.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", _EV)
+    ]
+    signer, intermediates, why = b"", [], "the signature names no certificate"
+    try:
+        given = [base64.b64decode("".join(text.split()), validate=True) for text in texts]
+        parsed = [asn1_x509.Certificate.load(der) for der in given]
+        seals = [der for der in given if trust.is_seal(der)]
+        others = [item for item, der in zip(parsed, given, strict=True) if der not in seals]
+        if given and not seals:
             why = "its certificate is none of those given with --seal-cert"
-        except binascii.Error:
-            why = "its ds:X509Certificate is not base64"
+        elif len(seals) > 1:
+            why = "it names more than one seal certificate"
+        elif any(not item.ca for item in others):
+            why = "it names another certificate beside the seal that is not a CA certificate"
+        elif seals:
+            signer, intermediates = seals[0], others
+    except (binascii.Error, ValueError, TypeError):
+        why = "a ds:X509Certificate is not a certificate in base64"
     if not report.check(
-        bool(signer) and trust.is_seal(signer),
-        f"{label}: sealed with eBox's sealing certificate (and no other certificate given)",
+        bool(signer),
+        f"{label}: sealed with eBox's sealing certificate (no other certificate given but its "
+        "intermediate CAs)",
         why=why,
     ):
         return None
-    return signer
+    return signer, intermediates
 
 
 def _signature_verifies(
@@ -260,7 +281,7 @@ def _timestamp(
         return None
     # Without the authority's root, the token's integrity is still checked; its trust is not.
     context = ValidationContext(
-        trust_roots=[load_certificate(trust.tsa_root_pem or trust.seal_root_pem)]
+        trust_roots=[load_certificate(trust.tsa_root_pem or trust.seal_root_pems[0])]
     )
     expected = {"sha256": hashlib.sha256(signature_value).digest()}
     try:

@@ -75,16 +75,27 @@ class Report:
 
 @dataclass(frozen=True)
 class Trust:
-    seal_root_pem: bytes
+    # The roots eBox's seal certificates chain to: one, or the old and the new one after a
+    # renewal under another root.
+    seal_root_pems: tuple[bytes, ...]
     # eBox's sealing certificates (the current one and any earlier ones): a certificate of
     # another organisation under the same CA must not pass for eBox's seal.
     seal_cert_pems: tuple[bytes, ...] = ()
     tsa_root_pem: bytes | None = None
+    # Intermediate CAs between a seal certificate and its root, given by the verifier; the
+    # evidence and the PDF signature carry theirs too. They are links, never trusted alone.
+    intermediate_pems: tuple[bytes, ...] = ()
 
     def is_seal(self, der: bytes) -> bool:
         return hashlib.sha256(der).digest() in {
             hashlib.sha256(load_certificate(pem).dump()).digest() for pem in self.seal_cert_pems
         }
+
+    def roots(self) -> list[asn1_x509.Certificate]:
+        return [load_certificate(pem) for pem in self.seal_root_pems]
+
+    def intermediates(self) -> list[asn1_x509.Certificate]:
+        return [load_certificate(pem) for pem in self.intermediate_pems]
 
 
 def check_certificate(
@@ -97,14 +108,15 @@ def check_certificate(
     usage: set[str],
     intermediates: Sequence[asn1_x509.Certificate] = (),
 ) -> None:
-    """The certificate chains to the trusted root and was valid at moment (a trusted
-    timestamp's time), or now when there is none. Judged on its own: whether the signature
-    made with it is intact is another check."""
-    context = ValidationContext(
-        trust_roots=[load_certificate(trust.seal_root_pem)], moment=moment, allow_fetching=False
-    )
+    """The certificate chains to a trusted root (through intermediates: those the signature
+    carries and those the verifier gave) and was valid at moment (a trusted timestamp's time),
+    or now when there is none. Judged on its own: whether the signature made with it is intact
+    is another check."""
+    context = ValidationContext(trust_roots=trust.roots(), moment=moment, allow_fetching=False)
     validator = CertificateValidator(
-        certificate, intermediate_certs=list(intermediates), validation_context=context
+        certificate,
+        intermediate_certs=[*intermediates, *trust.intermediates()],
+        validation_context=context,
     )
     when = f"at the timestamp, {utc(moment)}" if moment else "now"
     try:

@@ -22,7 +22,25 @@ def seal_root() -> Response:
 
 @bp.get("/seal.pem")
 def seal_certificate() -> Response:
-    return _pem(platform_seal().cert_pem, "ebox-seal.pem")
+    """The certificate that seals new evidence, followed by its intermediate CAs if any."""
+    seal = platform_seal()
+    return _pem(b"".join((seal.cert_pem, *seal.intermediate_pems)), "ebox-seal.pem")
+
+
+@bp.get("/seal-certs.pem")
+def seal_certificates() -> Response:
+    """Every sealing certificate eBox's evidence may carry: the current one, then the earlier
+    ones (EBOX_SEAL_PREVIOUS_CERTS), with their intermediate CAs: what a verifier who pins
+    eBox's seal (`--seal-cert`) needs for evidence sealed before a renewal."""
+    seal = platform_seal()
+    return _pem(b"".join((*seal.all_cert_pems, *seal.all_intermediate_pems)), "ebox-seal-certs.pem")
+
+
+@bp.get("/seal-roots.pem")
+def seal_roots() -> Response:
+    """The current root, then the roots of earlier sealing certificates, if a renewal changed
+    the root (EBOX_SEAL_PREVIOUS_CA_CERTS)."""
+    return _pem(b"".join(platform_seal().all_root_pems), "ebox-seal-roots.pem")
 
 
 @bp.get("/Evidence-v1.xsd")

@@ -317,6 +317,10 @@ def _sign(root: etree._Element, seal: Seal) -> etree._Element:
     context = xmlsec.SignatureContext()
     key = xmlsec.Key.from_memory(seal.key_pem, constants.KeyDataFormatPem)
     key.load_cert_from_memory(seal.cert_pem, constants.KeyDataFormatCertPem)
+    # The seal certificate first, then its intermediate CAs: a verifier that trusts the root
+    # (xmlsec1 --trusted-pem) finds the whole path in the evidence.
+    for intermediate in seal.intermediate_pems:
+        key.load_cert_from_memory(intermediate, constants.KeyDataFormatCertPem)
     context.key = key
     context.sign(signature)
     return signature

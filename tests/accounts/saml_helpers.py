@@ -8,14 +8,17 @@ from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask, g
 from flask.testing import FlaskClient
+from lxml import etree
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 from werkzeug.test import TestResponse
 
 from ebox.accounts.sessions import load_session, login_required
 from ebox.accounts.views import PENDING_COOKIE
 from ebox.demo.idp import DEMO_CITIZENS, ResponseOptions, build_response, encode_response
+from ebox.demo.idp import _server as demo_idp_server
 
 ACS_PATH = "/auth/saml/acs"
+SAML_NS = "urn:oasis:names:tc:SAML:2.0:assertion"
 
 
 def hidden_fields(page: str) -> dict[str, str]:
@@ -88,6 +91,30 @@ def forged_response(
     with app.test_request_context():
         xml = build_response(attributes=values, in_response_to=in_response_to, options=options)
     return encode_response(xml)
+
+
+def encrypted_response(app: Flask, *, in_response_to: str, cert_pem: str) -> str:
+    """A correct signed response whose assertion the IdP then encrypted to cert_pem (pysaml2,
+    with xmlsec1), as an IdP that encrypts assertions sends it."""
+    settings = app.config["EBOX"]
+    citizen = DEMO_CITIZENS[1]
+    values = {
+        settings.saml_attr_national_number: citizen.national_number,
+        settings.saml_attr_given_name: citizen.given_name,
+        settings.saml_attr_surname: citizen.surname,
+        settings.saml_attr_language: citizen.language,
+    }
+    with app.test_request_context():
+        root = etree.fromstring(
+            build_response(attributes=values, in_response_to=in_response_to).encode("utf-8")
+        )
+        assertion = root.find(f"{{{SAML_NS}}}Assertion")
+        assert assertion is not None
+        holder = etree.Element(f"{{{SAML_NS}}}EncryptedAssertion")
+        assertion.addprevious(holder)
+        holder.append(assertion)  # what pysaml2 encrypts: the assertion in its holder
+        xml = demo_idp_server()._encrypt_assertion(cert_pem, None, etree.tostring(root).decode())
+    return encode_response(str(xml))
 
 
 def pending_cookie(client: FlaskClient) -> str:
