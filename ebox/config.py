@@ -296,6 +296,11 @@ class Settings:
     alert_expiry_window_days: int = setting(
         7, "an alert warns of unread documents deleted within this many days"
     )
+    reminder_days: int = setting(
+        15,
+        "a document still unread this many days after it arrived is named once more in the "
+        "daily alert (0: no reminders); citizens and message types may turn reminders off",
+    )
     alert_retry_seconds: tuple[int, ...] = setting(
         (60, 600, 3600),
         "waits before each new try of a batch of alerts the mail server refused or whose worker "
@@ -471,6 +476,7 @@ class Settings:
             "database_timeout_seconds": (0.5, 60),
             "trusted_proxies": (0, 5),
             "alert_hour": (0, 23),
+            "reminder_days": (0, 365),
             "purge_interval_minutes": (1, 24 * 60),
             "job_timeout_seconds": (1, 24 * 3600),
             "worker_grace_seconds": (1, 3600),

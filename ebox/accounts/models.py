@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import ForeignKey, String, Uuid
+from sqlalchemy import ForeignKey, String, Uuid, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ebox.db_types import UTCDateTime, utcnow
@@ -36,6 +36,10 @@ class Citizen(Model):
     # of expiries up to alerted_expiry_until: the next alert starts there (ebox.alerts).
     alerted_news_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     alerted_expiry_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Reminders named the documents published up to alerted_reminder_until that were unread
+    # EBOX_REMINDER_DAYS later; the citizen may turn them off in the profile.
+    alerted_reminder_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    wants_reminders: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     @property
     def is_activated(self) -> bool:

@@ -63,7 +63,10 @@ class SuspendForm(FlaskForm):
     )
 
 
-class RegisteredRightForm(FlaskForm):
+class SwitchForm(FlaskForm):
+    """A yes/no switch posted by one button: registered mail for a sender, reminders for a
+    message type."""
+
     allow = HiddenField(validators=[DataRequired()])
 
     def validate_allow(self, field: HiddenField) -> None:

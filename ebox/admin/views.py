@@ -24,10 +24,10 @@ from ebox.admin.forms import (
     CertificateForm,
     CitizenLookupForm,
     DeliveryLookupForm,
-    RegisteredRightForm,
     RejectForm,
     RevokeForm,
     SuspendForm,
+    SwitchForm,
 )
 from ebox.admin.models import StaffMember
 from ebox.admin.services import active_staff, actor_for
@@ -277,7 +277,7 @@ def reactivate_sender(sender_id: int) -> ResponseReturnValue:
 @admin_only
 def set_registered_right(sender_id: int) -> ResponseReturnValue:
     sender = _sender_or_404(sender_id)
-    form = RegisteredRightForm()
+    form = SwitchForm()
     if not form.validate_on_submit():
         abort(400)
     allow = form.allow.data == "yes"
@@ -288,6 +288,25 @@ def set_registered_right(sender_id: int) -> ResponseReturnValue:
         flash(_("This sender may now send registered mail."), "success")
     else:
         flash(_("This sender may no longer send registered mail."), "success")
+    return _back_to_sender(sender_id)
+
+
+@bp.post("/senders/<int:sender_id>/message-types/<int:message_type_id>/reminders")
+@admin_only
+def set_message_type_reminders(sender_id: int, message_type_id: int) -> ResponseReturnValue:
+    sender = _sender_or_404(sender_id)
+    message_type = next((t for t in sender.message_types if t.id == message_type_id), None)
+    form = SwitchForm()
+    if message_type is None:
+        abort(404)
+    if not form.validate_on_submit():
+        abort(400)
+    senders.set_reminders(
+        message_type=message_type,
+        sends_reminders=form.allow.data == "yes",
+        actor=actor_for(current_staff()),
+    )
+    flash(_("Reminders of message type %(code)s saved.", code=message_type.code), "success")
     return _back_to_sender(sender_id)
 
 

@@ -153,6 +153,9 @@ def _move_watermarks(delivery_ids: list[int]) -> None:
         .values(
             alerted_news_until=_later(citizens.alerted_news_until, deliveries.cutoff_at),
             alerted_expiry_until=_later(citizens.alerted_expiry_until, deliveries.expiry_until),
+            alerted_reminder_until=_later(
+                citizens.alerted_reminder_until, deliveries.reminder_until
+            ),
         )
     )
 

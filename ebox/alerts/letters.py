@@ -22,11 +22,12 @@ from ebox.mail.messages import RenderedEmail, mail_templates
 from ebox.mail.services import Mailer
 from ebox.mail.smtp import OutgoingMail
 
-# By (has new documents, has documents soon deleted).
+# By (has new documents, has documents soon deleted); reminders alone have their own.
 SUBJECTS = {
     (True, True): _l("News and documents soon deleted in your eBox"),
     (True, False): _l("You have new documents in your eBox"),
     (False, True): _l("Unread documents in your eBox will soon be deleted"),
+    (False, False): _l("Documents in your eBox are still unread"),
 }
 NAME = "\x00given name\x00"  # where a frame takes the citizen's name; no name contains it
 FRAMES_KEPT = 2_000  # a few kB each
@@ -35,9 +36,10 @@ FRAMES_KEPT = 2_000  # a few kB each
 class AlertLetters:
     """Writes alert e-mails for one mailer (one sending job)."""
 
-    def __init__(self, mailer: Mailer, *, portal_url: str) -> None:
+    def __init__(self, mailer: Mailer, *, portal_url: str, reminder_days: int) -> None:
         self.mailer = mailer
         self.portal_url = portal_url
+        self.reminder_days = reminder_days
         self.frames: OrderedDict[tuple[object, ...], RenderedEmail] = (
             current_app.extensions.setdefault("ebox.alert_frames", OrderedDict())
         )
@@ -64,7 +66,7 @@ class AlertLetters:
         )
 
     def _frame(self, language: str, named: bool, news: News) -> RenderedEmail:
-        key = (self.portal_url, language, named, news)
+        key = (self.portal_url, self.reminder_days, language, named, news)
         frame = self.frames.get(key)
         if frame is None:
             frame = mail_templates("alert", language).render(
@@ -72,6 +74,7 @@ class AlertLetters:
                 citizen=Recipient(email="", language=language, given_name=NAME if named else ""),
                 news=news,
                 portal_url=self.portal_url,
+                reminder_days=self.reminder_days,
             )
             self.frames[key] = frame
             if len(self.frames) > FRAMES_KEPT:

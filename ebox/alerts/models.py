@@ -55,8 +55,13 @@ class AlertDelivery(Model):
     cutoff_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expiry_after: Mapped[datetime] = mapped_column(UTCDateTime)
     expiry_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Reminders: documents published in (reminder_after, reminder_until], unread since; empty
+    # when the citizen turned reminders off. NULL in the deliveries made before reminders.
+    reminder_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminder_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     new_count: Mapped[int] = mapped_column(default=0)
     expiring_count: Mapped[int] = mapped_column(default=0)
+    reminder_count: Mapped[int] = mapped_column(default=0, server_default="0")
     attempts: Mapped[int] = mapped_column(default=0)
     planned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     case,
     exists,
     func,
+    or_,
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -32,12 +33,13 @@ from ebox.alerts.models import AlertDelivery
 from ebox.db_types import PLATFORM_TIMEZONE
 from ebox.extensions import db
 from ebox.mailbox.models import Document
-from ebox.senders.models import Sender
+from ebox.senders.models import MessageType, Sender
 
 DELIVERIES = cast(Table, AlertDelivery.__table__)
 CITIZENS = cast(Table, Citizen.__table__)
 DOCUMENTS = cast(Table, Document.__table__)
 SENDERS = cast(Table, Sender.__table__)
+MESSAGE_TYPES = cast(Table, MessageType.__table__)
 LATER = DELIVERIES.alias("later")
 
 
@@ -53,6 +55,8 @@ class News:
     new: tuple[tuple[str, int], ...]  # (sender name, documents) published since the last alert
     expiring: tuple[tuple[str, int], ...]  # (sender name, documents) soon deleted unread
     first_deletion: date | None
+    # (sender name, documents) still unread EBOX_REMINDER_DAYS after they arrived
+    reminders: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,12 @@ def alerts_to_send(delivery_ids: list[int], now: datetime) -> list[Alert]:
         documents.expires_at > deliveries.expiry_after,
         documents.expires_at <= deliveries.expiry_until,
     )
+    is_reminder = reminded(
+        documents.published_at,
+        MESSAGE_TYPES.c.sends_reminders,
+        deliveries.reminder_after,
+        deliveries.reminder_until,
+    )
     recipient = (deliveries.id, citizens.email, citizens.language, citizens.given_name)
     rows = db.session.execute(
         select(
@@ -83,17 +93,19 @@ def alerts_to_send(delivery_ids: list[int], now: datetime) -> list[Alert]:
             func.sum(case((is_new, 1), else_=0)),
             func.sum(case((is_expiring, 1), else_=0)),
             func.min(case((is_expiring, documents.expires_at))),
+            func.sum(case((and_(is_reminder, ~is_new, ~is_expiring), 1), else_=0)),
         )
         .join_from(DELIVERIES, CITIZENS, citizens.id == deliveries.citizen_id)
         .join(DOCUMENTS, documents.recipient_national_number == citizens.national_number)
         .join(SENDERS, SENDERS.c.id == documents.sender_id)
+        .join(MESSAGE_TYPES, MESSAGE_TYPES.c.id == documents.message_type_id)
         .where(
             among(deliveries.id, delivery_ids),
             citizens.email.is_not(None),
             ~newer_alert(),
             ~already_announced(),
             still_news(now),
-            is_new | is_expiring,
+            is_new | is_expiring | is_reminder,
         )
         .group_by(*recipient, SENDERS.c.name)
         .order_by(deliveries.id, SENDERS.c.name)
@@ -114,8 +126,18 @@ def _alert(delivery_id: int, rows: list[Sequence[Any]]) -> Alert:
             new=tuple((row[4], int(row[5])) for row in rows if row[5]),
             expiring=tuple((row[4], int(row[6])) for row in rows if row[6]),
             first_deletion=min(firsts).astimezone(PLATFORM_TIMEZONE).date() if firsts else None,
+            reminders=tuple((row[4], int(row[8])) for row in rows if row[8]),
         ),
     )
+
+
+def reminded(
+    published_at: Any, sends_reminders: Any, after: Any, until: Any
+) -> ColumnElement[bool]:
+    """A document a reminder names: published in the delivery's reminder window (empty, or
+    NULL before reminders existed, names nothing), of a message type that sends reminders.
+    The caller leaves out what the alert names as new or as soon deleted already."""
+    return and_(sends_reminders.is_(True), published_at > after, published_at <= until)
 
 
 def newer_alert() -> ColumnElement[bool]:
@@ -133,6 +155,10 @@ def already_announced() -> ColumnElement[bool]:
         citizens.alerted_expiry_until.is_not(None),
         citizens.alerted_news_until >= deliveries.cutoff_at,
         citizens.alerted_expiry_until >= deliveries.expiry_until,
+        or_(
+            deliveries.reminder_until.is_(None),
+            citizens.alerted_reminder_until >= deliveries.reminder_until,
+        ),
     )
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -40,12 +41,13 @@ from ebox.accounts.models import Citizen
 from ebox.alerts.claims import SendOutcome, claim_window, record_outcomes
 from ebox.alerts.letters import AlertLetters
 from ebox.alerts.models import FAILED, PLANNED, AlertDelivery, AlertRun
-from ebox.alerts.queries import still_news
+from ebox.alerts.queries import reminded, still_news
 from ebox.config import Settings, current_settings
 from ebox.db_types import PLATFORM_TIMEZONE, UTCDateTime, utcnow
 from ebox.extensions import db
 from ebox.mail.services import Mailer
 from ebox.mailbox.models import Document
+from ebox.senders.models import MessageType
 
 CHUNK_CITIZENS = 10_000  # citizen ids planned by one job
 SEND_BATCH = 1_000  # deliveries sent by one job
@@ -89,8 +91,12 @@ def plan_range(run: AlertRun, first_id: int, end_id: int, settings: Settings) ->
         (Citizen.alerted_expiry_until > cutoff, Citizen.alerted_expiry_until),
         else_=literal(cutoff, UTCDateTime()),
     )
+    reminder_after, reminder_until = _reminder_window(cutoff, settings)
     is_new = and_(Document.published_at > news_after, Document.published_at <= cutoff)
     is_expiring = and_(Document.expires_at > expiry_after, Document.expires_at <= expiry_until)
+    is_reminder = reminded(
+        Document.published_at, MessageType.sends_reminders, reminder_after, reminder_until
+    )
     news = (
         select(
             Citizen.id,
@@ -100,18 +106,22 @@ def plan_range(run: AlertRun, first_id: int, end_id: int, settings: Settings) ->
             literal(cutoff, UTCDateTime()),
             expiry_after,
             literal(expiry_until, UTCDateTime()),
+            reminder_after,
+            reminder_until,
             func.sum(case((is_new, 1), else_=0)),
             func.sum(case((is_expiring, 1), else_=0)),
+            func.sum(case((and_(is_reminder, ~is_new, ~is_expiring), 1), else_=0)),
             literal(utcnow(), UTCDateTime()),
         )
         .join(Document, Document.recipient_national_number == Citizen.national_number)
+        .join(MessageType, MessageType.id == Document.message_type_id)
         .where(
             Citizen.id >= first_id,
             Citizen.id < end_id,
             Citizen.email_confirmed_at.is_not(None),
             Citizen.email.is_not(None),
             still_news(cutoff),
-            or_(is_new, is_expiring),
+            or_(is_new, is_expiring, is_reminder),
         )
         .group_by(Citizen.id)
     )
@@ -123,8 +133,11 @@ def plan_range(run: AlertRun, first_id: int, end_id: int, settings: Settings) ->
         "cutoff_at",
         "expiry_after",
         "expiry_until",
+        "reminder_after",
+        "reminder_until",
         "new_count",
         "expiring_count",
+        "reminder_count",
         "planned_at",
     ]
     statement = _insert_statement(AlertDelivery).from_select(columns, news)
@@ -134,6 +147,19 @@ def plan_range(run: AlertRun, first_id: int, end_id: int, settings: Settings) ->
     )
     transactions.commit()
     return _rowcount(result)
+
+
+def _reminder_window(cutoff: datetime, settings: Settings) -> tuple[Any, Any]:
+    """The documents a reminder names: published in (after, until], where after is where the
+    citizen's last sent alert left off and until is EBOX_REMINDER_DAYS before the cutoff. The
+    window is empty (until = after) for a citizen who turned reminders off, or when it would
+    end before it starts; so each document is named once, by the first alert sent after it
+    reached that age, however many days have no alert."""
+    after = func.coalesce(Citizen.alerted_reminder_until, Citizen.email_confirmed_at)
+    if not settings.reminder_days:
+        return after, after
+    until = literal(cutoff - timedelta(days=settings.reminder_days), UTCDateTime())
+    return after, case((and_(Citizen.wants_reminders, until > after), until), else_=after)
 
 
 def deliveries_to_send(day: date, first_id: int, end_id: int) -> Iterator[list[int]]:
@@ -158,7 +184,9 @@ def send_deliveries(delivery_ids: list[int], *, settings: Settings) -> SendOutco
     window at a time, over SMTP_CONNECTIONS connections kept open for the whole batch."""
     outcome = SendOutcome()
     with Mailer(settings, connections=SMTP_CONNECTIONS) as mailer:
-        letters = AlertLetters(mailer, portal_url=settings.public_url + "/")
+        letters = AlertLetters(
+            mailer, portal_url=settings.public_url + "/", reminder_days=settings.reminder_days
+        )
         for start in range(0, len(delivery_ids), SEND_WINDOW):
             alerts = claim_window(delivery_ids[start : start + SEND_WINDOW], outcome)
             if alerts:

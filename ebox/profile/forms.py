@@ -69,6 +69,11 @@ class ElectronicOnlyForm(FlaskForm):
     submit = SubmitField(_l("Save"))
 
 
+class RemindersForm(FlaskForm):
+    wants_reminders = BooleanField(_l("Remind me of documents I have not opened"))
+    submit = SubmitField(_l("Save"))
+
+
 class LanguageForm(FlaskForm):
     """Posted by the language switcher of every page, by visitors logged in or not."""
 

@@ -200,6 +200,11 @@ def set_electronic_only(*, citizen: Citizen, is_electronic_only: bool) -> None:
     db.session.flush()
 
 
+def set_reminders(*, citizen: Citizen, wants_reminders: bool) -> None:
+    citizen.wants_reminders = wants_reminders
+    db.session.flush()
+
+
 def send_code_email(*, citizen: Citizen, issued: IssuedCode) -> None:
     """Send the code now (after the commit). Raises MailDeliveryError."""
     minutes = current_settings().email_code_minutes

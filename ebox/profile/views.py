@@ -45,6 +45,7 @@ from ebox.profile.forms import (
     ElectronicOnlyForm,
     EmailForm,
     LanguageForm,
+    RemindersForm,
     ResendForm,
 )
 
@@ -146,6 +147,8 @@ def show() -> ResponseReturnValue:
         electronic_only_form=ElectronicOnlyForm(
             formdata=None, is_electronic_only=citizen.is_electronic_only
         ),
+        reminders_form=RemindersForm(formdata=None, wants_reminders=citizen.wants_reminders),
+        reminder_days=current_settings().reminder_days,
         sessions=_open_sessions(),
         session_idle_minutes=current_settings().session_idle_minutes,
         session_max_hours=current_settings().session_max_hours,
@@ -182,6 +185,21 @@ def end_other_sessions() -> ResponseReturnValue:
         accounts.end_sessions(citizen_id=current_citizen().id, session_ids=others)
     flash(_("Your other sessions have ended."), "success")
     return redirect(url_for("profile.show", _anchor="sessions-title"), 303)
+
+
+@bp.post("/reminders")
+@login_required
+def set_reminders() -> ResponseReturnValue:
+    form = RemindersForm()
+    if not form.validate_on_submit():
+        abort(400)
+    choice = bool(form.wants_reminders.data)
+    services.set_reminders(citizen=current_citizen(), wants_reminders=choice)
+    if choice:
+        flash(_("The daily e-mail will remind you of documents you have not opened."), "success")
+    else:
+        flash(_("The daily e-mail will no longer remind you of documents."), "success")
+    return redirect(url_for("profile.show"), 303)
 
 
 @bp.post("/electronic-only")

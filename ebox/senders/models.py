@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ebox.db_types import UTCDateTime, utcnow
@@ -48,6 +48,8 @@ class MessageType(Model):
     name_de: Mapped[str] = mapped_column(String(200))
     name_en: Mapped[str] = mapped_column(String(200))
     validity_days: Mapped[int]
+    # Off for documents a reminder makes no sense for (a receipt, a copy of what the citizen did).
+    sends_reminders: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     sender: Mapped[Sender] = relationship(back_populates="message_types")
 

@@ -231,6 +231,23 @@ def reactivate_sender(*, sender: Sender, actor: Actor) -> None:
     record_event(actor, "sender.reactivated", "sender", sender.id)
 
 
+def set_reminders(*, message_type: MessageType, sends_reminders: bool, actor: Actor) -> bool:
+    """Turn reminders on or off for a message type's documents. False (and no audit event)
+    when nothing changes."""
+    if message_type.sends_reminders == sends_reminders:
+        return False
+    message_type.sends_reminders = sends_reminders
+    db.session.flush()
+    record_event(
+        actor,
+        "message_type.reminders_changed",
+        "message_type",
+        message_type.id,
+        {"sender_id": message_type.sender_id, "sends_reminders": sends_reminders},
+    )
+    return True
+
+
 def set_registered_right(*, sender: Sender, may_send_registered: bool, actor: Actor) -> bool:
     """Grant or withdraw registered mail. False (and no audit event) when nothing changes."""
     if sender.may_send_registered == may_send_registered:

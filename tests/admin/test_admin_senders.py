@@ -18,7 +18,7 @@ from ebox.evidence.services import chain_of
 from ebox.extensions import db
 from ebox.mailbox.services import confirm_receipt
 from ebox.national_number import mask
-from ebox.senders.models import Sender, SenderCertificate
+from ebox.senders.models import MessageType, Sender, SenderCertificate
 from tests.admin.admin_helpers import log_in_staff, staff_post
 from tests.factories import create_citizen, create_document, create_message_type, create_sender
 from tests.senders.certificate_helpers import make_certificate_pem, make_key, private_key_pem
@@ -151,6 +151,32 @@ def test_the_registered_mail_right_is_granted_and_withdrawn(client: FlaskClient)
     db.session.rollback()
     assert db.session.get(Sender, sender.id).may_send_registered is False  # type: ignore[union-attr]
     assert staff_actions() == ["sender.registered_right_changed"] * 2
+
+
+def test_reminders_of_a_message_type_are_turned_off_and_on_by_an_admin_only(
+    client: FlaskClient,
+) -> None:
+    message_type = create_message_type(code="RECEIPT")
+    sender_id = message_type.sender_id
+    page = f"/admin/senders/{sender_id}"
+    action = f"{page}/message-types/{message_type.id}/reminders"
+    log_in_staff(client, "support")
+    assert staff_post(client, page, action, {"allow": "no"}).status_code == 403
+    log_in_staff(client, "admin")
+    assert "Turn off" in client.get(page).get_data(as_text=True)
+    staff_post(client, page, action, {"allow": "no"})
+    db.session.rollback()
+    assert db.session.get(MessageType, message_type.id).sends_reminders is False  # type: ignore[union-attr]
+    staff_post(client, page, action, {"allow": "yes"})
+    db.session.rollback()
+    assert db.session.get(MessageType, message_type.id).sends_reminders is True  # type: ignore[union-attr]
+    assert staff_actions() == ["message_type.reminders_changed"] * 2
+    # Another sender's message type is not reachable through this sender's page.
+    other = create_sender(name="Other Sender")
+    wrong = f"/admin/senders/{other.id}/message-types/{message_type.id}/reminders"
+    assert (
+        staff_post(client, f"/admin/senders/{other.id}", wrong, {"allow": "no"}).status_code == 404
+    )
 
 
 def test_delivery_status_shows_dates_and_a_masked_recipient_but_never_the_document(

@@ -77,3 +77,20 @@ def test_the_electronic_only_choice_needs_a_csrf_token(client):
     response = client.post("/profile/electronic-only", data={"is_electronic_only": "y"})
     assert response.status_code == 400
     assert citizen.is_electronic_only is False
+
+
+def test_reminders_are_on_by_default_and_the_citizen_can_turn_them_off_and_on(client):
+    citizen = create_citizen()
+    login(client, citizen)
+    page = client.get("/profile/").get_data(as_text=True)
+    assert "Remind me of documents I have not opened" in page
+    assert "15 days after it arrived" in page
+    assert citizen.wants_reminders is True
+    response = submit(client, "/profile/", "/profile/reminders", {})  # the box unticked
+    assert response.status_code == 303
+    assert citizen.wants_reminders is False
+    submit(client, "/profile/", "/profile/reminders", {"wants_reminders": "y"})
+    assert citizen.wants_reminders is True
+    # Without the form's token nothing changes.
+    assert client.post("/profile/reminders", data={}).status_code == 400
+    assert citizen.wants_reminders is True
