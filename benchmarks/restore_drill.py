@@ -358,14 +358,17 @@ INSERT INTO documents (id, sender_id, message_type_id, recipient_national_number
 SELECT CAST(md5('restore-drill' || i) AS uuid), message_types.sender_id, message_types.id,
        lpad((1 + (i * 7919) % CAST(:citizens AS bigint))::text, 11, '0'), 'R' || i, NULL,
        'Letter ' || i, 'nl', NULL, 'letter.pdf', 'application/pdf',
-       (CAST(:sizes AS integer[]))[o], (CAST(:digests AS text[]))[o],
-       (CAST(:keys AS text[]))[o], (CAST(:wrapped AS bytea[]))[o],
+       stored.size_bytes, stored.sha256, stored.storage_key, stored.content_key,
        :key_id, false, published, published + make_interval(days => message_types.validity_days),
        CASE WHEN i % 4 <> 0 THEN published + interval '9 hours' END, NULL, NULL
-FROM (SELECT i, CAST(1 + i % :objects AS integer) AS o,
+FROM (SELECT i, 1 + i % :objects AS o,
              CAST(:begin AS timestamp) + i * CAST(:spacing AS interval) AS published
       FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS i) AS numbered
 JOIN message_types ON message_types.id = 1 + numbered.i % 80
+JOIN unnest(CAST(:sizes AS integer[]), CAST(:digests AS text[]), CAST(:keys AS text[]),
+            CAST(:wrapped AS bytea[]))
+     WITH ORDINALITY AS stored (size_bytes, sha256, storage_key, content_key, o)
+     ON stored.o = numbered.o
 """
 
 
