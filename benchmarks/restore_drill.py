@@ -60,6 +60,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 from flask import Flask
 from flask_migrate import upgrade
+from redis import Redis
+from rq import Queue
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -291,7 +293,10 @@ def logical(args: argparse.Namespace, folder: Path) -> None:
         app = create_app(settings)
         with app.app_context():
             upgrade()
-            build(args, app)
+            try:
+                build(args, app)
+            finally:
+                forget_jobs(args.redis_url)
             db.session.remove()
             db.engine.dispose()
         settle(database_url)
@@ -329,6 +334,15 @@ def build(args: argparse.Namespace, app: Flask) -> None:
         flush=True,
     )
     print(f"data built in {time.perf_counter() - started:.0f} s")
+
+
+def forget_jobs(redis_url: str) -> None:
+    """Opening registered mail queued proof jobs (the proofs were made here): removed."""
+    connection = Redis.from_url(redis_url)
+    try:
+        Queue("default", connection=connection).delete(delete_jobs=True)
+    finally:
+        connection.close()
 
 
 def store_objects(count: int, size: int) -> list[StoredContent]:
