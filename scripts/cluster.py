@@ -573,7 +573,13 @@ def tls_answers(port: int, ca: Path) -> Callable[[], bool]:
 def make_database(postgres: str, database: str) -> None:
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
         raise SystemExit(f"--database {database!r}: lower-case letters, digits and _ only")
-    with psycopg.connect(postgres, autocommit=True, connect_timeout=5) as connection:
+    try:
+        connection = psycopg.connect(postgres, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        raise SystemExit(
+            f"PostgreSQL does not answer ({error}): scripts/services starts it"
+        ) from None
+    with connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{database}"')
 
