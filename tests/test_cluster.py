@@ -58,10 +58,13 @@ PER_PUBLISHER = 20
 KILL_AFTER = 20  # acknowledged publications before one node is killed
 
 
-def test_the_documented_nginx_configuration_is_the_one_scripts_cluster_runs():
+def test_the_documented_nginx_configuration_and_units_are_the_files_in_deploy():
+    # scripts/cluster renders deploy/nginx/: what operations.md shows is what it runs.
     operations = (ROOT / "docs" / "operations.md").read_text()
-    for name in ("server-common.conf", "ebox.conf"):
-        assert (ROOT / "deploy" / "nginx" / name).read_text() in operations, name
+    files = sorted((ROOT / "deploy").glob("*/*"))
+    assert len(files) == 4
+    for path in files:
+        assert path.read_text() in operations, path
 
 
 @dataclass
