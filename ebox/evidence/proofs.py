@@ -67,6 +67,8 @@ EVENT_LABELS = {
     xml.CONTENT_HANDOVER: _l("Opened by the recipient"),
     xml.CONTENT_HANDOVER_FAILURE: _l("Not opened before its expiry"),
 }
+# A ContentHandover that names a representative: the recipient did not open it themselves.
+HANDOVER_BY_REPRESENTATIVE = _l("Opened on the recipient's behalf")
 # Reasons the platform itself writes, shown in the proof's language; any other is shown as is.
 KNOWN_REASONS = {
     NOT_RETRIEVED: _l("The document was not opened before its expiry; its content was deleted."),
@@ -142,6 +144,7 @@ def render_proof(
             version=version,
             generated_at=utcnow(),
             event_labels=EVENT_LABELS,
+            handover_by_representative=HANDOVER_BY_REPRESENTATIVE,
             reasons=KNOWN_REASONS,
             utc=utc_moment,
             utc_date=utc_date,

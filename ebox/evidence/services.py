@@ -84,9 +84,14 @@ def record_evidence(
     at: datetime | None = None,
     reason: str | None = None,
     authentication: xml.RecipientAuthentication | None = None,
+    representative: xml.Representative | None = None,
     sender_certificate_sha256: str | None = None,
 ) -> Evidence | None:
     """Seal event as the next link of the document's chain, in the caller's transaction.
+
+    authentication is the login of whoever caused the event (the one who opened the document);
+    with representative (a ContentHandover only), that person opened it on the recipient's
+    behalf, and the login is sealed as theirs.
 
     Returns None when the document already has this event: concurrent openings, a retried job
     or a rerun purge record it once. Handover and non-retrieval end a chain: once either is
@@ -127,7 +132,9 @@ def record_evidence(
             # the document while the evidence is kept for years.
             document_title=document.title,
             document_file_name=document.file_name,
-            recipient_authentication=authentication,
+            recipient_authentication=None if representative else authentication,
+            representative=representative,
+            representative_authentication=authentication if representative else None,
             sender_certificate_sha256=sender_certificate_sha256,
             available_until=document.expires_at,
             sealing_time=utcnow(),
@@ -154,7 +161,14 @@ def record_evidence(
         if _existing(document, event) is None:
             raise
         return None
-    log.info("evidence %s (%s) of document %s sealed", evidence.id, event, document.id)
+    # The representative is not named: a national number never reaches the log.
+    log.info(
+        "evidence %s (%s%s) of document %s sealed",
+        evidence.id,
+        event,
+        ", by a representative" if representative else "",
+        document.id,
+    )
     _request_proof_after_commit(document.id)
     return evidence
 

@@ -19,7 +19,7 @@ from pyhanko_certvalidator.errors import (
     PathValidationError,
 )
 
-from ebox.evidence.xml import EvidenceFacts
+from ebox.evidence.xml import EvidenceFacts, RecipientAuthentication
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,10 @@ class Report:
                     f"({facts.evidence_id})"
                 )
                 if facts.recipient_authentication is not None:
-                    lines.append(f"      the recipient had logged in {_login(facts)}")
+                    login = _login(facts.recipient_authentication)
+                    lines.append(f"      the recipient had logged in {login}")
+                if facts.representative is not None:
+                    lines += _representative_lines(facts)
         elif not self.ok:
             lines.append("  This file does NOT prove anything: see FAIL above.")
         return lines
@@ -130,9 +133,26 @@ def check_certificate(
     report.check(True, f"{subject} chains to the trusted root, valid {when}")
 
 
-def _login(facts: EvidenceFacts) -> str:
-    login = facts.recipient_authentication
-    assert login is not None
+def _representative_lines(facts: EvidenceFacts) -> list[str]:
+    person = facts.representative
+    assert person is not None
+    mandate = f"mandate {person.mandate_id}"
+    if person.mandate_scope:
+        mandate += f", scope {person.mandate_scope}"
+    if person.mandate_valid_until is not None:
+        mandate += f", valid until {utc(person.mandate_valid_until)}"
+    lines = [
+        f"      opened by the representative {person.name} ({person.national_number}) on "
+        f"behalf of the recipient {facts.recipient_national_number}, under {mandate}, which "
+        "eBox found valid and in scope at that moment"
+    ]
+    if facts.representative_authentication is not None:
+        login = _login(facts.representative_authentication)
+        lines.append(f"      the representative had logged in {login}")
+    return lines
+
+
+def _login(login: RecipientAuthentication) -> str:
     when = utc(login.authenticated_at) if login.authenticated_at else "?"
     return (
         f"through {login.identity_provider or '?'} at {when} "

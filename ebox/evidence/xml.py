@@ -9,6 +9,11 @@ KeyInfo) covers the whole document, so any verifier, `xmlsec1 --verify` among th
 without our code. Each evidence carries the SHA-256 of the one before it for the same message:
 removing or reordering one breaks the chain.
 
+A ContentHandover may name a Representative (schema 1.1): the person who opened the document on
+the recipient's behalf, under a mandate eBox checked at that moment. The recipient stays the
+addressee; the login sealed is then the representative's own, under Representative, not under
+Recipient. An opening by the recipient has no Representative element at all.
+
 With a timestamp authority configured, the signature itself is timestamped (RFC 3161): the
 token's message imprint is SHA-256 over the signature value, that is the bytes of the base64-
 decoded ds:SignatureValue text (whitespace ignored). The DER token, base64, sits in
@@ -75,6 +80,23 @@ class RecipientAuthentication:
 
 
 @dataclass(frozen=True)
+class Representative:
+    """Who opened a registered document on the recipient's behalf, and under which mandate.
+
+    national_number and name identify the person, as their own login and the national register
+    state them; mandate_id is the mandate's reference at eBox; mandate_scope what it allowed
+    (as eBox names it) and mandate_valid_until its end, when it has one. Whether the mandate was
+    valid and in scope is for the caller to have checked: the evidence states that eBox did.
+    """
+
+    national_number: str
+    name: str
+    mandate_id: str
+    mandate_scope: str | None = None
+    mandate_valid_until: datetime | None = None
+
+
+@dataclass(frozen=True)
 class EvidenceFacts:
     """Everything an evidence states; nothing about the document's content but its digest."""
 
@@ -104,6 +126,10 @@ class EvidenceFacts:
     # When the platform sealed this evidence; it may come after the event (a non-retrieval is
     # sealed by the purge that follows the expiry), never before it (beyond CLOCK_SKEW).
     sealing_time: datetime | None = None
+    # A ContentHandover by someone else than the recipient, and that person's own login
+    # (recipient_authentication is then None: the recipient did not log in).
+    representative: Representative | None = None
+    representative_authentication: RecipientAuthentication | None = None
 
 
 class EventAfterSealing(ValueError):
@@ -126,6 +152,7 @@ def build_and_seal(
     if facts.event not in EVENTS:
         raise ValueError(f"unknown evidence event {facts.event!r}")
     _refuse_event_after_sealing(facts, now=utcnow())
+    _refuse_misplaced_representative(facts)
     root = etree.Element(f"{{{NS}}}Evidence", nsmap={"ev": NS})
     _add(root, "EvidenceId", facts.evidence_id)
     _add(root, "EventType", EVENT_URI + facts.event)
@@ -147,6 +174,8 @@ def build_and_seal(
     _add(recipient, "NationalNumber", facts.recipient_national_number)
     if facts.recipient_authentication is not None:
         _add_authentication(recipient, facts.recipient_authentication)
+    if facts.representative is not None:
+        _add_representative(root, facts.representative, facts.representative_authentication)
     message = _add(root, "Message")
     _add(message, "PlatformMessageId", facts.platform_message_id)
     _add(message, "SenderTicket", facts.sender_ticket)
@@ -189,6 +218,21 @@ def _refuse_event_after_sealing(facts: EvidenceFacts, *, now: datetime) -> None:
         )
 
 
+def _refuse_misplaced_representative(facts: EvidenceFacts) -> None:
+    """A representative only opens: in a ContentHandover, someone other than the recipient,
+    and the login sealed is theirs (the recipient's own login would state a second opener)."""
+    if facts.representative is None:
+        if facts.representative_authentication is not None:
+            raise ValueError("a representative's login without a representative")
+        return
+    if facts.event != CONTENT_HANDOVER:
+        raise ValueError(f"only a {CONTENT_HANDOVER} names a representative, not {facts.event}")
+    if facts.representative.national_number == facts.recipient_national_number:
+        raise ValueError("the recipient is not their own representative")
+    if facts.recipient_authentication is not None:
+        raise ValueError("an opening by a representative states their login, not the recipient's")
+
+
 def digest(evidence_xml: bytes) -> str:
     """What the next evidence of the same message records as its predecessor."""
     return hashlib.sha256(evidence_xml).hexdigest()
@@ -213,6 +257,9 @@ def read_facts(evidence_xml: bytes) -> EvidenceFacts:
         raise EvidenceFormatError(f"unknown evidence event {event_type!r}")
     sequence = _optional(root, "Message/SenderSequence")
     login = root.find("ev:Recipient/ev:Authentication", NAMESPACES)
+    representative = root.find("ev:Representative", NAMESPACES)
+    if representative is not None and event != CONTENT_HANDOVER:
+        raise EvidenceFormatError(f"a {event} evidence names a representative")
     return EvidenceFacts(
         evidence_id=_required(root, "EvidenceId"),
         event=event,
@@ -232,24 +279,44 @@ def read_facts(evidence_xml: bytes) -> EvidenceFacts:
         reason=_optional(root, "Reason"),
         document_title=_optional(root, "Message/Title"),
         document_file_name=_optional(root, "Message/FileName"),
-        recipient_authentication=None
-        if login is None
-        else RecipientAuthentication(
-            identity_provider=_optional(login, "IdentityProvider") or "",
-            authn_context=_optional(login, "AuthnContextClassRef") or "",
-            authenticated_at=_optional_moment(_optional(login, "AuthenticationTime")),
-            assertion_id=_optional(login, "AssertionId") or "",
-        ),
+        recipient_authentication=_read_authentication(login),
         sender_certificate_sha256=_optional(root, "Sender/CertificateDigest"),
         available_until=_optional_moment(_optional(root, "Message/AvailableUntil")),
         sealing_time=_optional_moment(_optional(root, "SealingTime")),
+        representative=_read_representative(representative),
+        representative_authentication=None
+        if representative is None
+        else _read_authentication(representative.find("ev:Authentication", NAMESPACES)),
     )
 
 
-def _required(root: etree._Element, path: str) -> str:
+def _read_authentication(login: etree._Element | None) -> RecipientAuthentication | None:
+    if login is None:
+        return None
+    return RecipientAuthentication(
+        identity_provider=_optional(login, "IdentityProvider") or "",
+        authn_context=_optional(login, "AuthnContextClassRef") or "",
+        authenticated_at=_optional_moment(_optional(login, "AuthenticationTime")),
+        assertion_id=_optional(login, "AssertionId") or "",
+    )
+
+
+def _read_representative(node: etree._Element | None) -> Representative | None:
+    if node is None:
+        return None
+    return Representative(
+        national_number=_required(node, "NationalNumber", "Representative/"),
+        name=_required(node, "Name", "Representative/"),
+        mandate_id=_required(node, "Mandate/MandateId", "Representative/"),
+        mandate_scope=_optional(node, "Mandate/Scope"),
+        mandate_valid_until=_optional_moment(_optional(node, "Mandate/ValidUntil")),
+    )
+
+
+def _required(root: etree._Element, path: str, within: str = "") -> str:
     value = _optional(root, path)
     if value is None:
-        raise EvidenceFormatError(f"the evidence has no {path}")
+        raise EvidenceFormatError(f"the evidence has no {within}{path}")
     return value
 
 
@@ -336,8 +403,24 @@ def _add_timestamp(signature: etree._Element, token: bytes) -> None:
     etree.SubElement(holder, f"{{{NS}}}SignatureTimeStamp").text = base64.b64encode(token).decode()
 
 
-def _add_authentication(recipient: etree._Element, login: RecipientAuthentication) -> None:
-    node = _add(recipient, "Authentication")
+def _add_representative(
+    root: etree._Element, person: Representative, login: RecipientAuthentication | None
+) -> None:
+    node = _add(root, "Representative")
+    _add(node, "NationalNumber", person.national_number)
+    _add(node, "Name", person.name)
+    if login is not None:
+        _add_authentication(node, login)
+    mandate = _add(node, "Mandate")
+    _add(mandate, "MandateId", person.mandate_id)
+    if person.mandate_scope:
+        _add(mandate, "Scope", person.mandate_scope)
+    if person.mandate_valid_until is not None:
+        _add(mandate, "ValidUntil", _utc(person.mandate_valid_until))
+
+
+def _add_authentication(parent: etree._Element, login: RecipientAuthentication) -> None:
+    node = _add(parent, "Authentication")
     for name, value in (
         ("IdentityProvider", login.identity_provider),
         ("AuthnContextClassRef", login.authn_context),

@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ebox.accounts.models import MAX_IP_LENGTH, MAX_USER_AGENT_LENGTH, Citizen
 from ebox.db_types import utcnow
 from ebox.evidence import services as evidence
-from ebox.evidence.xml import CONTENT_HANDOVER, RecipientAuthentication
+from ebox.evidence.xml import CONTENT_HANDOVER, RecipientAuthentication, Representative
 from ebox.extensions import db
 from ebox.mailbox.models import Document, DocumentAccessEvent
 
@@ -93,17 +93,28 @@ def needs_receipt_confirmation(document: Document) -> bool:
 
 
 def confirm_receipt(
-    *, document: Document, authentication: RecipientAuthentication | None = None
+    *,
+    document: Document,
+    authentication: RecipientAuthentication | None = None,
+    representative: Representative | None = None,
 ) -> bool:
     """The citizen accepts that opening a registered document records a proof of receipt;
-    authentication, how they logged in, goes into the sealed evidence of handover."""
+    authentication, how they logged in, goes into the sealed evidence of handover.
+
+    representative: someone else opens it on the recipient's behalf, under a mandate the
+    caller found valid and covering registered mail; the evidence names them, and
+    authentication is then their login."""
     if not document.is_registered:
         raise ValueError("only registered documents have a receipt to confirm")
     confirmed = mark_read(document=document)
     if confirmed:
         # Exactly once, even when two clicks race: the evidence is unique per event.
         evidence.record_evidence(
-            document, CONTENT_HANDOVER, at=document.read_at, authentication=authentication
+            document,
+            CONTENT_HANDOVER,
+            at=document.read_at,
+            authentication=authentication,
+            representative=representative,
         )
         log.info("receipt of registered document %s confirmed", document.id)
     return confirmed
