@@ -16,6 +16,7 @@ import ebox.applications.models
 import ebox.audit.models
 import ebox.evidence.models
 import ebox.mailbox.models
+import ebox.mandates.models
 import ebox.profile.models
 import ebox.senders.models
 import ebox.soap.models  # noqa: F401
@@ -31,6 +32,7 @@ from ebox.extensions import babel, csrf, db, htmx, migrate
 from ebox.health.views import bp as health_bp
 from ebox.log_config import configure_logging
 from ebox.mailbox.views import bp as mailbox_bp
+from ebox.mandates.views import bp as mandates_bp
 from ebox.profile.views import bp as profile_bp
 from ebox.request_bodies import BoundedChunkedBodies
 from ebox.soap.views import bp as soap_bp
@@ -99,6 +101,7 @@ def register_blueprints(app: Flask) -> None:
         accounts_bp,
         profile_bp,
         mailbox_bp,
+        mandates_bp,
         applications_bp,
         admin_bp,
         soap_bp,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, not_, select
+from sqlalchemy import ColumnElement, Select, and_, func, not_, select
 from sqlalchemy.orm import selectinload
 
 from ebox.accounts.models import Citizen
@@ -17,12 +17,14 @@ from ebox.alerts.models import AlertDelivery
 from ebox.alerts.services import delivery_counts, platform_today
 from ebox.applications.models import STATUS_PENDING, SenderApplication
 from ebox.audit.models import AuditEvent
+from ebox.db_types import utcnow
 from ebox.evidence.jobs import SWEEP_WINDOW
 from ebox.evidence.models import Evidence
 from ebox.evidence.services import count_late_proofs, latest_proof_versions
 from ebox.extensions import db
 from ebox.mailbox.models import Document
 from ebox.mailbox.queries import Page
+from ebox.mandates.models import Mandate
 from ebox.national_number import mask
 from ebox.senders.models import MessageType, Sender, SenderCertificate
 from ebox.soap import faults
@@ -274,6 +276,9 @@ class CitizenAccount:
     has_email: bool
     email_confirmed_at: datetime | None
     last_alert: LastAlert | None
+    # Active mandates: how many, never whose or on what.
+    mandates_granted: int = 0
+    mandates_held: int = 0
 
     @property
     def is_activated(self) -> bool:
@@ -320,7 +325,15 @@ def _citizen_account(number: str) -> CitizenAccount | None:
         has_email=bool(row.has_email),
         email_confirmed_at=row.email_confirmed_at,
         last_alert=_last_alert(row.id),
+        mandates_granted=_active_mandates(Mandate.owner_id == row.id),
+        mandates_held=_active_mandates(Mandate.holder_id == row.id),
     )
+
+
+def _active_mandates(whose: ColumnElement[bool]) -> int:
+    now = utcnow()
+    active = (Mandate.ended_at.is_(None), Mandate.accepted_at.is_not(None), Mandate.ends_at > now)
+    return db.session.scalar(select(func.count()).select_from(Mandate).where(whose, *active)) or 0
 
 
 def _document_counts(number: str, *, now: datetime) -> DocumentCounts:

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ebox.accounts.models import MAX_IP_LENGTH, MAX_USER_AGENT_LENGTH
+from ebox.accounts.models import MAX_IP_LENGTH, MAX_USER_AGENT_LENGTH, Citizen
 from ebox.db_types import UTCDateTime, utcnow
 from ebox.extensions import Model
 from ebox.senders.models import MessageType, Sender
@@ -137,7 +137,8 @@ class Document(Model):
 
 
 class DocumentAccessEvent(Model):
-    """Every time the citizen opens, downloads, hides or unhides a document."""
+    """Every time the citizen (or a trusted person for them) opens, downloads, hides or
+    unhides a document."""
 
     __tablename__ = "document_access_events"
 
@@ -152,5 +153,10 @@ class DocumentAccessEvent(Model):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ip_address: Mapped[str | None] = mapped_column(String(MAX_IP_LENGTH))
     user_agent: Mapped[str | None] = mapped_column(String(MAX_USER_AGENT_LENGTH))
+    # The trusted person who read it for the citizen under a mandate; None: the citizen.
+    representative_id: Mapped[int | None] = mapped_column(
+        ForeignKey("citizens.id", ondelete="SET NULL")
+    )
 
     document: Mapped[Document] = relationship()
+    representative: Mapped[Citizen | None] = relationship(foreign_keys=[representative_id])

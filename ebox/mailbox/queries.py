@@ -46,6 +46,35 @@ COUNT_LIMIT = 1000
 
 
 @dataclass(frozen=True)
+class Scope:
+    """Which documents of a mailbox the reader may see: all of them (the owner), or a trusted
+    person's share: chosen senders only (sender_ids), registered mail only if allowed."""
+
+    sender_ids: tuple[int, ...] | None = None  # None: every sender
+    registered: bool = True
+
+    def allows(self, document: Document) -> bool:
+        if self.sender_ids is not None and document.sender_id not in self.sender_ids:
+            return False
+        return self.registered or not document.is_registered
+
+
+EVERYTHING = Scope()
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """A Scope's shape, for the statements built once each (parameter: scope_senders)."""
+
+    by_senders: bool = False
+    without_registered: bool = False
+
+    @classmethod
+    def of(cls, scope: Scope) -> _Limits:
+        return cls(by_senders=scope.sender_ids is not None, without_registered=not scope.registered)
+
+
+@dataclass(frozen=True)
 class InboxFilter:
     """What the citizen asked to see. The defaults show the whole main list."""
 
@@ -140,13 +169,19 @@ def escape_like(text: str) -> str:
 # one of these statements as running it.
 
 
-def _available() -> list[ColumnElement[bool]]:
-    """The citizen's documents that are shown (parameters: number, now)."""
-    return [
+def _available(limits: _Limits = _Limits()) -> list[ColumnElement[bool]]:
+    """The citizen's documents that are shown (parameters: number, now), within the reader's
+    limits (scope_senders)."""
+    conditions = [
         Document.recipient_national_number == bindparam("number"),
         Document.deleted_at.is_(None),
         Document.expires_at > bindparam("now"),
     ]
+    if limits.by_senders:
+        conditions.append(Document.sender_id.in_(bindparam("scope_senders", expanding=True)))
+    if limits.without_registered:
+        conditions.append(Document.is_registered.is_(False))
+    return conditions
 
 
 @dataclass(frozen=True)
@@ -157,18 +192,20 @@ class _Shape:
     unread_only: bool
     by_sender: bool
     searching: bool
+    limits: _Limits = _Limits()
 
     @classmethod
-    def of(cls, wanted: InboxFilter) -> _Shape:
+    def of(cls, wanted: InboxFilter, scope: Scope = EVERYTHING) -> _Shape:
         return cls(
             show_hidden=wanted.show_hidden,
             unread_only=wanted.unread_only,
             by_sender=wanted.sender_id is not None,
             searching=bool(wanted.search),
+            limits=_Limits.of(scope),
         )
 
     def conditions(self) -> list[ColumnElement[bool]]:
-        conditions = _available()
+        conditions = _available(self.limits)
         hidden = Document.hidden_at
         conditions.append(hidden.is_not(None) if self.show_hidden else hidden.is_(None))
         if self.unread_only:
@@ -180,7 +217,9 @@ class _Shape:
         return conditions
 
 
-def _parameters(citizen: Citizen, wanted: InboxFilter, now: datetime) -> dict[str, Any]:
+def _parameters(
+    citizen: Citizen, wanted: InboxFilter, now: datetime, scope: Scope
+) -> dict[str, Any]:
     pattern = f"%{escape_like(wanted.search[:MAX_SEARCH_LENGTH])}%"
     return {
         "number": citizen.national_number,
@@ -188,7 +227,12 @@ def _parameters(citizen: Citizen, wanted: InboxFilter, now: datetime) -> dict[st
         "sender_id": wanted.sender_id,
         "pattern": pattern,
         "count_limit": COUNT_LIMIT + 1,
+        **_scope_parameters(scope),
     }
+
+
+def _scope_parameters(scope: Scope) -> dict[str, Any]:
+    return {} if scope.sender_ids is None else {"scope_senders": list(scope.sender_ids)}
 
 
 def _page_count(total: int, size: int) -> int:
@@ -203,15 +247,23 @@ def _paged(query: Select[Any], number: int, size: int) -> Page[Any]:
     return Page(items=items, number=number, count=count, total=total or 0)
 
 
-def inbox_page(citizen: Citizen, wanted: InboxFilter, *, now: datetime, size: int) -> InboxPage:
-    """One page of the citizen's available documents, newest first, with the count of the list
-    and, for the whole main list, of its unread documents: one statement for a usual page."""
-    shape = _Shape.of(wanted)
+def inbox_page(
+    citizen: Citizen,
+    wanted: InboxFilter,
+    *,
+    now: datetime,
+    size: int,
+    scope: Scope = EVERYTHING,
+) -> InboxPage:
+    """One page of the citizen's available documents within scope, newest first, with the count
+    of the list and, for the whole main list, of its unread documents: one statement for a
+    usual page."""
+    shape = _Shape.of(wanted, scope)
     if shape.searching:
         _plan_for_the_words_searched()
     counts_unread = not shape.show_hidden and not wanted.is_narrowed
     statement = _page_statement(shape, counts_unread=counts_unread)
-    parameters = _parameters(citizen, wanted, now)
+    parameters = _parameters(citizen, wanted, now, scope)
     number = max(1, wanted.page)
     rows = _page_rows(statement, parameters, number=number, size=size)
     if not rows and number > 1:
@@ -276,7 +328,7 @@ def _page_statement(shape: _Shape, *, counts_unread: bool) -> Select[*tuple[Any,
         .offset(bindparam("offset"))
         .subquery("page")
     )
-    unread = [*_available(), Document.read_at.is_(None), Document.hidden_at.is_(None)]
+    unread = [*_available(shape.limits), Document.read_at.is_(None), Document.hidden_at.is_(None)]
     counts = (
         _counted(conditions).label("total"),
         (_counted(unread) if counts_unread else null()).label("unread"),
@@ -300,26 +352,30 @@ def _count_all(shape: _Shape, parameters: dict[str, Any]) -> int:
     return db.session.scalar(query, parameters) or 0
 
 
-def has_documents(citizen: Citizen, *, now: datetime) -> bool:
-    """Whether the citizen has any available document, in the main list or in the archive."""
-    first = select(Document.id).where(*_available()).limit(1)
-    parameters = {"number": citizen.national_number, "now": now}
+def has_documents(citizen: Citizen, *, now: datetime, scope: Scope = EVERYTHING) -> bool:
+    """Whether the citizen has any available document within scope, in the main list or in the
+    archive."""
+    first = select(Document.id).where(*_available(_Limits.of(scope))).limit(1)
+    parameters = {"number": citizen.national_number, "now": now, **_scope_parameters(scope)}
     return db.session.scalar(first, parameters) is not None
 
 
-def senders_of(citizen: Citizen, *, now: datetime) -> list[tuple[int, str]]:
-    """(id, name) of each sender of an available document of the citizen, by name."""
-    parameters = {"number": citizen.national_number, "now": now}
-    return [(row.id, row.name) for row in db.session.execute(_senders_statement(), parameters)]
+def senders_of(
+    citizen: Citizen, *, now: datetime, scope: Scope = EVERYTHING
+) -> list[tuple[int, str]]:
+    """(id, name) of each sender of an available document of the citizen within scope."""
+    parameters = {"number": citizen.national_number, "now": now, **_scope_parameters(scope)}
+    statement = _senders_statement(_Limits.of(scope))
+    return [(row.id, row.name) for row in db.session.execute(statement, parameters)]
 
 
 @functools.cache
-def _senders_statement() -> Select[*tuple[Any, ...]]:
+def _senders_statement(limits: _Limits) -> Select[*tuple[Any, ...]]:
     """A DISTINCT would read every document of the mailbox. Instead each step asks the index
     (recipient, sender) for the first sender after the last one found, so the work grows
     with the number of senders (a few dozen at most), not with the documents."""
-    found = select(_next_sender(after=None).label("sender_id")).cte("found", recursive=True)
-    following = select(_next_sender(after=found.c.sender_id))
+    found = select(_next_sender(limits, after=None).label("sender_id")).cte("found", recursive=True)
+    following = select(_next_sender(limits, after=found.c.sender_id))
     found = found.union_all(following.where(found.c.sender_id.is_not(None)))
     return (
         select(Sender.id, Sender.name)
@@ -328,10 +384,10 @@ def _senders_statement() -> Select[*tuple[Any, ...]]:
     )
 
 
-def _next_sender(*, after: ColumnElement[int] | None) -> ScalarSelect[int]:
+def _next_sender(limits: _Limits, *, after: ColumnElement[int] | None) -> ScalarSelect[int]:
     # ORDER BY ... LIMIT 1 rather than min(): a prepared statement's generic plan may compute
     # min() by reading every entry of the citizen, never this way.
-    query = select(Document.sender_id).where(*_available())
+    query = select(Document.sender_id).where(*_available(limits))
     if after is not None:
         query = query.where(Document.sender_id > after)
     return query.order_by(Document.sender_id).limit(1).scalar_subquery()
@@ -345,11 +401,15 @@ def find_document(document_id: uuid.UUID) -> Document | None:
 
 
 def access_history(citizen: Citizen, *, number: int, size: int) -> Page[DocumentAccessEvent]:
-    """The citizen's own access events, newest first, with their documents."""
+    """The accesses to the citizen's documents, by the citizen or a trusted person, newest
+    first, with their documents."""
     query = (
         select(DocumentAccessEvent)
         .where(DocumentAccessEvent.citizen_id == citizen.id)
-        .options(joinedload(DocumentAccessEvent.document))
+        .options(
+            joinedload(DocumentAccessEvent.document),
+            joinedload(DocumentAccessEvent.representative),
+        )
         .order_by(DocumentAccessEvent.occurred_at.desc(), DocumentAccessEvent.id.desc())
     )
     return _paged(query, number, size)

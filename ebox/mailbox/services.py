@@ -42,13 +42,16 @@ def record_access(
     action: str,
     ip_address: str | None,
     user_agent: str | None,
+    representative: Citizen | None = None,
 ) -> DocumentAccessEvent:
-    """Log one access of the citizen to a document; the citizen sees these on the history page."""
+    """Log one access to a document of the citizen, by them or by a trusted person for them
+    (representative); the citizen sees these on the history page, with the person's name."""
     if action not in ACTIONS:
         raise ValueError(f"unknown access action {action!r}")
     event = DocumentAccessEvent(
         document_id=document.id,
         citizen_id=citizen.id,
+        representative_id=representative.id if representative is not None else None,
         action=action,
         occurred_at=utcnow(),
         ip_address=(ip_address or "")[:MAX_IP_LENGTH] or None,

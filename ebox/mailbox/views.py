@@ -36,12 +36,14 @@ from ebox.accounts.models import Citizen, WebSession
 from ebox.accounts.sessions import current_citizen, login_required
 from ebox.config import current_settings
 from ebox.db_types import utcnow
-from ebox.evidence.xml import RecipientAuthentication
+from ebox.evidence.xml import RecipientAuthentication, Representative
 from ebox.mailbox import queries, services
 from ebox.mailbox.forms import SHOW_ARCHIVE, SHOW_INBOX, InboxFilterForm
 from ebox.mailbox.models import Document
-from ebox.mailbox.queries import InboxFilter, InboxPage, InboxRow
+from ebox.mailbox.queries import InboxFilter, InboxPage, InboxRow, Scope
 from ebox.mailbox.sender_marks import sender_mark
+from ebox.mandates import services as mandate_services
+from ebox.mandates.reading import mailbox_owner, reader_scope, reading_mandate, representative
 from ebox.storage.services import open_content
 from ebox.web import is_htmx, render_page_or_fragment
 
@@ -61,6 +63,17 @@ ACTION_LABELS = {
     services.ACTION_UNHIDDEN: _l("You moved the document back to the inbox"),
     services.ACTION_RECEIPT_CONFIRMED: _l("You opened the registered letter and confirmed receipt"),
 }
+# What a trusted person did for the citizen (reading only: they never archive).
+REPRESENTATIVE_LABELS = {
+    services.ACTION_OPENED: _l("%(name)s, your trusted person, opened the document"),
+    services.ACTION_DOWNLOADED: _l("%(name)s, your trusted person, downloaded the PDF"),
+    services.ACTION_VIEWED_INLINE: _l(
+        "%(name)s, your trusted person, viewed the PDF in the browser"
+    ),
+    services.ACTION_RECEIPT_CONFIRMED: _l(
+        "%(name)s, your trusted person, opened the registered letter and confirmed receipt"
+    ),
+}
 
 
 def _page_number() -> int:
@@ -74,13 +87,13 @@ def _page_number() -> int:
 @bp.get("/")
 @login_required
 def inbox() -> ResponseReturnValue:
-    citizen = current_citizen()
+    citizen, scope = mailbox_owner(), reader_scope()
     now = utcnow()
-    senders = _senders_to_offer(citizen, now=now)
+    senders = _senders_to_offer(citizen, scope, now=now)
     form = InboxFilterForm(request.args, senders or [])
     wanted = form.to_filter(page=_page_number())
     documents = queries.inbox_page(
-        citizen, wanted, now=now, size=current_settings().inbox_page_size
+        citizen, wanted, now=now, size=current_settings().inbox_page_size, scope=scope
     )
     return render_page_or_fragment(
         "mailbox/inbox.html",
@@ -90,21 +103,24 @@ def inbox() -> ResponseReturnValue:
         documents=documents,
         filter_args=_filter_args(wanted),
         view=SHOW_ARCHIVE if wanted.show_hidden else SHOW_INBOX,
-        has_documents=_has_documents(citizen, senders, documents, now=now),
+        has_documents=_has_documents(citizen, scope, senders, documents, now=now),
         count_limit=queries.COUNT_LIMIT,
     )
 
 
-def _senders_to_offer(citizen: Citizen, *, now: datetime) -> list[tuple[int, str]] | None:
+def _senders_to_offer(
+    citizen: Citizen, scope: Scope, *, now: datetime
+) -> list[tuple[int, str]] | None:
     """The senders of the filter form. htmx asks for the list alone, without the form: then
     they are read only to check a sender asked for (None: not read)."""
     if is_htmx() and not request.args.get("sender"):
         return None
-    return queries.senders_of(citizen, now=now)
+    return queries.senders_of(citizen, now=now, scope=scope)
 
 
 def _has_documents(
     citizen: Citizen,
+    scope: Scope,
     senders: list[tuple[int, str]] | None,
     documents: InboxPage,
     *,
@@ -113,7 +129,7 @@ def _has_documents(
     """Any available document, in either list: each has a sender, and a page shows some."""
     if senders is not None:
         return bool(senders)
-    return documents.total > 0 or queries.has_documents(citizen, now=now)
+    return documents.total > 0 or queries.has_documents(citizen, now=now, scope=scope)
 
 
 def _filter_args(wanted: InboxFilter) -> dict[str, str]:
@@ -128,11 +144,21 @@ def _filter_args(wanted: InboxFilter) -> dict[str, str]:
 
 
 def _own_document(document_id: uuid.UUID) -> Document:
-    """The citizen's available document, or 404: the same 404 for missing and not theirs."""
-    citizen = current_citizen()
+    """The available document of the mailbox being read, within the reader's scope, or 404:
+    the same 404 for missing, not theirs, and outside a trusted person's mandate."""
+    citizen = mailbox_owner()
     document = queries.find_document(document_id)
     if document is not None and document.recipient_national_number != citizen.national_number:
-        log.warning("citizen %s asked for document %s, not theirs", citizen.id, document_id)
+        log.warning(
+            "citizen %s asked for document %s, not theirs", current_citizen().id, document_id
+        )
+        abort(404)
+    if document is not None and not reader_scope().allows(document):
+        log.warning(
+            "citizen %s asked for document %s, outside the mandate",
+            current_citizen().id,
+            document_id,
+        )
         abort(404)
     if document is None or not document.is_available(utcnow()):
         abort(404)
@@ -142,7 +168,8 @@ def _own_document(document_id: uuid.UUID) -> Document:
 def _record(document: Document, action: str) -> None:
     services.record_access(
         document=document,
-        citizen=current_citizen(),
+        citizen=mailbox_owner(),
+        representative=representative(),
         action=action,
         ip_address=request.remote_addr,
         user_agent=request.user_agent.string,
@@ -180,12 +207,18 @@ def _language() -> str:
 @bp.post("/documents/<uuid:document_id>/receipt")
 @login_required
 def confirm_receipt(document_id: uuid.UUID) -> ResponseReturnValue:
-    document = _own_document(document_id)
+    document = _own_document(document_id)  # a holder reaches it only if registered mail is allowed
     if document.is_registered and services.confirm_receipt(
-        document=document, authentication=_authentication()
+        document=document, authentication=_authentication(), representative=_representative()
     ):
         _record(document, services.ACTION_RECEIPT_CONFIRMED)
     return redirect(url_for(".document", document_id=document.id), 303)
+
+
+def _representative() -> Representative | None:
+    """The trusted person opening the letter for its recipient, for the evidence of handover."""
+    mandate = reading_mandate()
+    return None if mandate is None else mandate_services.representative_in(mandate)
 
 
 def _authentication() -> RecipientAuthentication:
@@ -261,6 +294,7 @@ def _is_unsafe(char: str) -> bool:
 @bp.post("/documents/<uuid:document_id>/hide")
 @login_required
 def hide(document_id: uuid.UUID) -> ResponseReturnValue:
+    _owner_only()
     document = _own_document(document_id)
     services.hide_document(document=document)
     _record(document, services.ACTION_HIDDEN)
@@ -272,11 +306,18 @@ def hide(document_id: uuid.UUID) -> ResponseReturnValue:
 @bp.post("/documents/<uuid:document_id>/unhide")
 @login_required
 def unhide(document_id: uuid.UUID) -> ResponseReturnValue:
+    _owner_only()
     document = _own_document(document_id)
     services.unhide_document(document=document)
     _record(document, services.ACTION_UNHIDDEN)
     message = _("“%(title)s” is back in the inbox.", title=document.title)
     return _after_archive_change(document, message)
+
+
+def _owner_only() -> None:
+    """A trusted person reads; the archive stays the owner's to arrange."""
+    if reading_mandate() is not None:
+        abort(403)
 
 
 def _after_archive_change(document: Document, message: str) -> ResponseReturnValue:
@@ -315,7 +356,13 @@ def history() -> ResponseReturnValue:
     page = queries.access_history(
         current_citizen(), number=_page_number(), size=current_settings().inbox_page_size
     )
-    return render_template("mailbox/history.html", page=page, now=utcnow(), labels=ACTION_LABELS)
+    return render_template(
+        "mailbox/history.html",
+        page=page,
+        now=utcnow(),
+        labels=ACTION_LABELS,
+        representative_labels=REPRESENTATIVE_LABELS,
+    )
 
 
 @dataclass(frozen=True)
