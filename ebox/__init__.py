@@ -17,6 +17,7 @@ import ebox.audit.models
 import ebox.evidence.models
 import ebox.mailbox.models
 import ebox.profile.models
+import ebox.push.models
 import ebox.senders.models
 import ebox.soap.models  # noqa: F401
 from ebox import database_waits, metrics, request_log, web
