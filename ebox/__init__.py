@@ -33,6 +33,7 @@ from ebox.health.views import bp as health_bp
 from ebox.log_config import configure_logging
 from ebox.mailbox.views import bp as mailbox_bp
 from ebox.profile.views import bp as profile_bp
+from ebox.push.views import bp as push_bp
 from ebox.request_bodies import BoundedChunkedBodies
 from ebox.soap.views import bp as soap_bp
 
@@ -99,6 +100,7 @@ def register_blueprints(app: Flask) -> None:
         health_bp,
         accounts_bp,
         profile_bp,
+        push_bp,
         mailbox_bp,
         applications_bp,
         admin_bp,
