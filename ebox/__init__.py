@@ -18,6 +18,7 @@ import ebox.evidence.models
 import ebox.mailbox.models
 import ebox.mandates.models
 import ebox.profile.models
+import ebox.push.models
 import ebox.senders.models
 import ebox.soap.models  # noqa: F401
 from ebox import database_waits, metrics, request_log, web
@@ -34,6 +35,7 @@ from ebox.log_config import configure_logging
 from ebox.mailbox.views import bp as mailbox_bp
 from ebox.mandates.views import bp as mandates_bp
 from ebox.profile.views import bp as profile_bp
+from ebox.push.views import bp as push_bp
 from ebox.request_bodies import BoundedChunkedBodies
 from ebox.soap.views import bp as soap_bp
 
@@ -100,6 +102,7 @@ def register_blueprints(app: Flask) -> None:
         health_bp,
         accounts_bp,
         profile_bp,
+        push_bp,
         mailbox_bp,
         mandates_bp,
         applications_bp,

@@ -81,6 +81,29 @@ def _parse_networks(variable: str, raw: str) -> tuple[str, ...]:
     return networks
 
 
+# Push services of the common browsers: Chrome's, Firefox's, Edge's and Safari's.
+DEFAULT_PUSH_SERVICES = (
+    "fcm.googleapis.com",
+    "updates.push.services.mozilla.com",
+    "*.notify.windows.com",
+    "web.push.apple.com",
+)
+DEFAULT_VAPID_SUBJECT = "mailto:no-reply@ebox.localhost"
+_HOST = re.compile(r"(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+
+
+def _parse_hosts(variable: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated host names, each possibly `*.domain` (any subdomain of domain)."""
+    hosts = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    for host in hosts:
+        if not _HOST.fullmatch(host):
+            raise ConfigError(
+                f"EBOX_{variable} must be host names separated by commas (`*.domain` for its "
+                f"subdomains), got {host!r}"
+            )
+    return hosts
+
+
 def setting(
     default: Any,
     meaning: str,
@@ -301,6 +324,34 @@ class Settings:
         "a document still unread this many days after it arrived is named once more in the "
         "daily alert (0: no reminders); citizens and message types may turn reminders off",
     )
+    push_enabled: bool | None = setting(
+        None,  # derived: on, except in production
+        "push notifications: a citizen may allow them on a device, and the daily alert then "
+        "also arrives there as a push that says only counts (see Push notifications in "
+        "docs/operations.md)",
+        variable="PUSH",
+        shown="on, except in production",
+        parse=_parse_bool,
+    )
+    push_vapid_key: str = setting(
+        "",
+        "PEM file of the P-256 private key that signs our pushes (VAPID); readable by eBox "
+        "alone (required in production with `EBOX_PUSH`)",
+        shown="generated under `instance/push/`",
+    )
+    push_vapid_subject: str = setting(
+        DEFAULT_VAPID_SUBJECT,
+        "how a push service reaches the operator: `mailto:` an address or an `https:` page "
+        "(production refuses the default)",
+    )
+    push_services: tuple[str, ...] = setting(
+        DEFAULT_PUSH_SERVICES,
+        "hosts of the push services a subscription may name (comma-separated; `*.domain` for "
+        "its subdomains): no push is sent anywhere else; loopback is allowed too outside "
+        "production",
+        shown="the push services of Chrome, Firefox, Edge and Safari",
+        parse=lambda raw: _parse_hosts("PUSH_SERVICES", raw),
+    )
     alert_retry_seconds: tuple[int, ...] = setting(
         (60, 600, 3600),
         "waits before each new try of a batch of alerts the mail server refused or whose worker "
@@ -348,6 +399,8 @@ class Settings:
         self.public_url = self.public_url.rstrip("/")
         if not self.saml_sp_entity_id:
             self.saml_sp_entity_id = f"{self.public_url}/auth/saml/metadata"
+        if self.push_enabled is None:
+            self.push_enabled = not self.is_production
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -449,6 +502,16 @@ class Settings:
                 "proves nothing",
             ),
             (
+                bool(self.push_enabled) and not self.push_vapid_key,
+                "EBOX_PUSH is on without EBOX_PUSH_VAPID_KEY: give the file of the key that "
+                "signs pushes (or turn EBOX_PUSH off)",
+            ),
+            (
+                bool(self.push_enabled) and self.push_vapid_subject == DEFAULT_VAPID_SUBJECT,
+                "EBOX_PUSH_VAPID_SUBJECT is the default: push services could not reach the "
+                "operator",
+            ),
+            (
                 bool(self.tsa_url) and not self.tsa_ca_cert,
                 "EBOX_TSA_URL is set without EBOX_TSA_CA_CERT: timestamps would be embedded "
                 "without checking who signed them",
@@ -493,6 +556,11 @@ class Settings:
                 raise ConfigError(
                     f"{_variable(name)} must be from {low} to {high}, not {getattr(self, name)}"
                 )
+        if not self.push_vapid_subject.startswith(("mailto:", "https://")):
+            raise ConfigError(
+                "EBOX_PUSH_VAPID_SUBJECT must be a mailto: address or an https:// page, not "
+                f"{self.push_vapid_subject!r}"
+            )
         if self.saml_idp == "federation" and not self.saml_idp_metadata:
             raise ConfigError("EBOX_SAML_IDP is 'federation' but EBOX_SAML_IDP_METADATA is empty")
         if self.is_production:
@@ -506,7 +574,8 @@ class Settings:
     def check_key_files(self) -> None:
         """Raise ConfigError when a configured key or certificate file of the SAML service
         provider or of the seal is unreadable, a key is not its certificate's, a certificate
-        that signs has expired, or a seal certificate does not chain to its root."""
+        that signs has expired, a seal certificate does not chain to its root, or the key that
+        signs pushes is not a P-256 key (or, in production, others may read its file)."""
         key_files.check_saml_sp_files(
             key_path=self.saml_sp_key,
             cert_path=self.saml_sp_cert,
@@ -525,6 +594,10 @@ class Settings:
                 root_path=self.seal_ca_cert,
                 earlier_certs_path=self.seal_previous_certs,
                 earlier_roots_path=self.seal_previous_ca_certs,
+            )
+        if self.push_enabled and self.push_vapid_key:
+            key_files.check_vapid_key(
+                self.push_vapid_key, refuse_shared=self.is_production, setting="EBOX_PUSH_VAPID_KEY"
             )
 
     def to_flask(self) -> dict[str, object]:

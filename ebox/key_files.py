@@ -1,6 +1,7 @@
-"""Key and certificate files named by settings (the SAML service provider's, the seal's): read
-and checked when eBox starts, so that a file that cannot serve is refused with its setting's
-name instead of failing at the first login or the first registered publication.
+"""Key and certificate files named by settings (the SAML service provider's, the seal's, the
+key that signs pushes): read and checked when eBox starts, so that a file that cannot serve is
+refused with its setting's name instead of failing at the first login, the first registered
+publication or the first push.
 
 A file holds PEM blocks; a certificate file may hold several certificates (a seal certificate
 followed by its intermediate CAs, or a bundle of earlier ones). Nothing here needs Flask.
@@ -16,6 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from ebox.errors import ConfigError
@@ -235,3 +237,15 @@ def check_saml_sp_files(*, key_path: str, cert_path: str, next_cert_path: str) -
                 "EBOX_SAML_SP_NEXT_CERT is the certificate of EBOX_SAML_SP_CERT: it must name "
                 "the other one of the rollover"
             )
+
+
+def check_vapid_key(path: str, *, refuse_shared: bool, setting: str) -> ec.EllipticCurvePrivateKey:
+    """The key that signs pushes (VAPID, RFC 8292): a P-256 private key. With refuse_shared
+    (production), a file that other users of the machine may read is refused: whoever holds
+    the key can push to every subscribed device."""
+    key = read_key(path, setting)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ConfigError(f"{setting}: {path!r} is not a P-256 (prime256v1) private key")
+    if refuse_shared and Path(path).stat().st_mode & 0o007:
+        raise ConfigError(f"{setting}: {path!r} may be read by any user: chmod o-rwx it")
+    return key

@@ -1,12 +1,16 @@
+import base64
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ebox import create_app
 from ebox.config import Settings
 from ebox.errors import ConfigError
 from ebox.log_config import mask_national_numbers
+from ebox.push import keys
 from tests.pki import Issued, issue, make_ca
 
 # Real files for production's key settings: eBox reads and checks them at start.
@@ -340,3 +344,79 @@ def test_earlier_seal_certificates_may_have_expired_and_have_another_root(tmp_pa
     settings.seal_previous_ca_certs = ""  # the other root is needed
     with pytest.raises(ConfigError, match="chains to neither EBOX_SEAL_CA_CERT"):
         settings.check()
+
+
+def vapid_key_file(folder: Path, mode: int = 0o600, curve: ec.EllipticCurve | None = None) -> str:
+    key = ec.generate_private_key(curve or ec.SECP256R1())
+    path = folder / "vapid.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(mode)
+    return str(path)
+
+
+def test_pushes_are_on_by_default_except_in_production():
+    assert Settings.from_environment({}).push_enabled is True
+    assert Settings.from_environment({"EBOX_ENV": "production"}).push_enabled is False
+    on = Settings.from_environment({"EBOX_ENV": "production", "EBOX_PUSH": "1"})
+    assert on.push_enabled is True
+    assert Settings.from_environment({"EBOX_PUSH": "0"}).push_enabled is False
+
+
+def test_production_with_pushes_needs_its_own_key_and_subject(tmp_path):
+    key = vapid_key_file(tmp_path)
+    subject = "mailto:operations@ebox.example"
+    production_settings(
+        tmp_path, push_enabled=True, push_vapid_key=key, push_vapid_subject=subject
+    ).check()
+    with pytest.raises(ConfigError, match="EBOX_PUSH is on without EBOX_PUSH_VAPID_KEY"):
+        production_settings(tmp_path, push_enabled=True, push_vapid_subject=subject).check()
+    with pytest.raises(ConfigError, match="EBOX_PUSH_VAPID_SUBJECT is the default"):
+        production_settings(tmp_path, push_enabled=True, push_vapid_key=key).check()
+
+
+@pytest.mark.parametrize(
+    ("mode", "curve", "reason"),
+    [
+        (0o644, None, "may be read by any user"),
+        (0o600, ec.SECP384R1(), "not a P-256"),
+    ],
+)
+def test_production_refuses_a_push_key_that_cannot_serve(tmp_path, mode, curve, reason):
+    settings = production_settings(
+        tmp_path,
+        push_enabled=True,
+        push_vapid_key=vapid_key_file(tmp_path, mode, curve),
+        push_vapid_subject="https://ebox.example/contact",
+    )
+    with pytest.raises(ConfigError, match=reason):
+        settings.check()
+
+
+def test_the_push_subject_is_a_mailto_address_or_an_https_page(tmp_path):
+    with pytest.raises(ConfigError, match="EBOX_PUSH_VAPID_SUBJECT must be a mailto"):
+        Settings(instance_path=tmp_path, push_vapid_subject="ops@ebox.example").check()
+
+
+def test_the_allowed_push_services_are_host_names():
+    settings = Settings.from_environment(
+        {"EBOX_PUSH_SERVICES": "push.example.org, *.Push.Example.NET"}
+    )
+    assert settings.push_services == ("push.example.org", "*.push.example.net")
+    for wrong in ("https://push.example.org", "10.0.0.1", "*", "push.example.org:443"):
+        with pytest.raises(ConfigError, match="EBOX_PUSH_SERVICES must be host names"):
+            Settings.from_environment({"EBOX_PUSH_SERVICES": wrong})
+
+
+def test_the_embedded_push_key_is_made_once_readable_by_its_owner_only(tmp_path):
+    settings = Settings(instance_path=tmp_path)
+    public = keys.public_key(settings)
+    path = tmp_path / "push" / "vapid-private.pem"
+    assert path.stat().st_mode & 0o077 == 0
+    assert keys.public_key(Settings(instance_path=tmp_path)) == public
+    assert len(base64.urlsafe_b64decode(public + "=")) == 65

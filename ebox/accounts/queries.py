@@ -75,5 +75,10 @@ def _open_session(row: WebSession, current_id: uuid.UUID) -> OpenSession:
     )
 
 
+def describe_user_agent(user_agent: str) -> tuple[str, str]:
+    """(browser, system) named in a User-Agent header, each "" when it does not say."""
+    return _first_match(_BROWSERS, user_agent), _first_match(_SYSTEMS, user_agent)
+
+
 def _first_match(table: tuple[tuple[str, str], ...], user_agent: str) -> str:
     return next((name for token, name in table if token in user_agent), "")

@@ -17,6 +17,8 @@ ebox.transactions: decision 0008):
    the citizens' watermarks in the same transaction (they move only with a sent alert); failed
    when the server refused (RQ retries the job, on that day only); or left "sending" when a
    connection broke after the content left, since the server may have taken it.
+4. The sent alerts also go out as pushes to their citizens' devices, if they allowed them: by
+   this process only, since only it moved them to sent, so at most once (ebox.push.sending).
 
 So a citizen never gets two alerts on one day, whatever crashes, reruns, retries or workers.
 A worker killed (SIGKILL) between the claim and the record of a window leaves that window
@@ -47,6 +49,7 @@ from ebox.db_types import PLATFORM_TIMEZONE, UTCDateTime, utcnow
 from ebox.extensions import db
 from ebox.mail.services import Mailer
 from ebox.mailbox.models import Document
+from ebox.push.sending import push_alerts
 from ebox.senders.models import MessageType
 
 CHUNK_CITIZENS = 10_000  # citizen ids planned by one job
@@ -192,6 +195,10 @@ def send_deliveries(delivery_ids: list[int], *, settings: Settings) -> SendOutco
             if alerts:
                 results = mailer.send_all(letters.compose(alert) for alert in alerts)
                 record_outcomes(results, outcome)
+                # Once the window's outcomes are committed, and never raising: ebox.push.
+                sent = {result.key for result in results if result.error is None}
+                if settings.push_enabled and sent:
+                    push_alerts([alert for alert in alerts if alert.delivery_id in sent], settings)
     return outcome
 
 

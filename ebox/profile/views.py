@@ -48,6 +48,8 @@ from ebox.profile.forms import (
     RemindersForm,
     ResendForm,
 )
+from ebox.push import keys as push_keys
+from ebox.push.services import PushSection, devices
 
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 
@@ -150,9 +152,18 @@ def show() -> ResponseReturnValue:
         reminders_form=RemindersForm(formdata=None, wants_reminders=citizen.wants_reminders),
         reminder_days=current_settings().reminder_days,
         sessions=_open_sessions(),
+        push=_push_section(citizen),
         session_idle_minutes=current_settings().session_idle_minutes,
         session_max_hours=current_settings().session_max_hours,
     )
+
+
+def _push_section(citizen: Citizen) -> PushSection | None:
+    """The devices that receive the daily alert as a push, and the key to subscribe one."""
+    settings = current_settings()
+    if not settings.push_enabled:
+        return None
+    return PushSection(public_key=push_keys.public_key(settings), devices=devices(citizen.id))
 
 
 def _open_sessions() -> list[accounts_queries.OpenSession]:
