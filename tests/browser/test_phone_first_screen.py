@@ -176,5 +176,18 @@ def test_a_keyboard_alone_logs_in_reads_and_opens_a_registered_letter(
         download = page.locator("main a.button--primary").first
         expect(download).to_be_visible()
         tab_to(page, download)
+
+        # The trusted-person page, through the menu, to the invitation's last button.
+        tab_to(page, menu)
+        page.keyboard.press("Enter")
+        tab_to(page, page.locator(".site-nav a[href='/mandates/']"))
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(re.compile(r"/mandates/$"))
+        tab_to(page, page.locator("#code"))
+        tab_to(page, page.locator("#may_open_registered"))
+        page.keyboard.press("Space")
+        expect(page.locator("#may_open_registered")).to_be_checked()
+        tab_to(page, page.locator("form[action='/mandates/'] button[type=submit]"))
+        assert undersized_targets(page) == []
     finally:
         context.close()

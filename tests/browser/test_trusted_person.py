@@ -128,3 +128,34 @@ def test_a_trusted_person_reads_and_the_owner_sees_it_then_ends_it(
     finally:
         owner_context.close()
     assert not found, "axe-core found serious or critical violations:\n" + "\n".join(found)
+
+
+def test_the_pages_a_holder_reads_have_no_serious_accessibility_violations(
+    browser: Browser, live_server: LiveServer
+) -> None:
+    """With JavaScript this time: the inbox and a document with the "whose eBox" band."""
+    source = axe_source()
+    found: list[str] = []
+    owner_context = phone_context(browser, live_server)
+    holder_context = phone_context(browser, live_server)
+    owner, holder = owner_context.new_page(), holder_context.new_page()
+    try:
+        _log_in_in_english(owner, MARIE.given_name, has_script=True)
+        code = invite_lukas(owner)
+        _log_in_in_english(holder, LUKAS.given_name, has_script=True)
+        accept(holder, code)
+        if violations := axe_violations(holder, source):
+            found.append(describe_violations("trusted persons, as holder", violations))
+        holder.get_by_role("button", name="Read for Marie Dubois").click()
+        expect(holder.get_by_text("You are reading the eBox of Marie Dubois.")).to_be_visible()
+        if violations := axe_violations(holder, source):
+            found.append(describe_violations("inbox read for someone", violations))
+        holder.locator("#document-list .document__title a").first.click()
+        expect(holder.get_by_text("You are reading the eBox of Marie Dubois.")).to_be_visible()
+        if violations := axe_violations(holder, source):
+            found.append(describe_violations("document read for someone", violations))
+        assert_fits_phone(holder)
+    finally:
+        owner_context.close()
+        holder_context.close()
+    assert not found, "axe-core found serious or critical violations:\n" + "\n".join(found)
