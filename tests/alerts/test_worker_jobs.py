@@ -23,11 +23,14 @@ from ebox.alerts.models import SENT, AlertDelivery, AlertRun
 from ebox.db_types import utcnow
 from ebox.extensions import db
 from ebox.jobs import QUEUE, AppWorker
+from ebox.push.endpoints import parse_subscription
+from ebox.push.services import subscribe
 from ebox.redis_connection import embedded_redis
 from ebox.schedule import RETRY_SECONDS, ensure_scheduled, periodic_jobs, run_periodic
 from ebox.senders.models import MessageType
 from tests.factories import create_citizen, create_document, create_message_type, create_sender
 from tests.mail.smtp_server import Received
+from tests.push.push_service import PushService
 
 # What each language says; the catalogs in ebox/translations are the source.
 SUBJECTS = {
@@ -147,6 +150,43 @@ def test_the_worker_plans_and_sends_the_day_one_mail_per_citizen_in_their_langua
     work(app, jobs)
     assert len(smtp_server.messages) == len(readers)
     assert jobs.failed_job_registry.get_job_ids() == []
+
+
+def test_on_the_worker_a_reminder_and_its_push_go_out_once_with_the_days_alert(
+    app: Flask, redis: Redis, smtp_server: Received, push_service: PushService
+) -> None:
+    pensions = create_message_type(create_sender(name="Federal Pension Service"), code="PENSION")
+    ria = create_citizen(
+        given_name="Ria", email="ria@example.org", email_confirmed_at=utcnow() - timedelta(30)
+    )
+    ria.alerted_news_until = ria.alerted_expiry_until = utcnow() - timedelta(days=1)
+    waiting = create_document(ria, message_type=pensions, title="Waiting since long")
+    waiting.published_at = utcnow() - timedelta(days=16)
+    device = push_service.subscribe()
+    settings = app.config["EBOX"]
+    subscribe(
+        citizen_id=ria.id,
+        subscription=parse_subscription(device.to_json(), settings),
+        user_agent="Mozilla/5.0 (Android 15) Firefox/140.0",
+    )
+    db.session.commit()
+    jobs = Queue(QUEUE, connection=redis)
+
+    for _ in range(2):  # the day triggered twice: one mail, one push
+        jobs.enqueue(start_daily_alerts, services.platform_today().isoformat())
+        work(app, jobs)
+
+    assert jobs.failed_job_registry.get_job_ids() == []
+    [mail] = mails_to(smtp_server, ria)
+    assert mail["Subject"] == "Documents in your eBox are still unread"
+    text = str(mail.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    assert "Still unread 15 days after they arrived" in text
+    assert "Federal Pension Service: 1 document" in text
+    assert "Waiting since long" not in text
+    [push] = push_service.pushes_to(device)
+    assert b"Waiting since long" not in push.payload
+    assert b"Federal Pension" not in push.payload
+    assert push.message == {"title": "eBox", "body": "1 document is still unread."}
 
 
 DEPLOY = datetime(2026, 11, 30, 10, 10, tzinfo=UTC)
