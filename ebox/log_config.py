@@ -167,11 +167,23 @@ def formatter_for(log_format: str) -> logging.Formatter:
 
 
 class _ServiceHandler(logging.StreamHandler):
-    """eBox's own handler, told apart from handlers others (a test runner) put on the root."""
+    """eBox's own handler, told apart from handlers others (a test runner) put on the root.
+
+    It writes to the standard error of the moment it writes, not of the moment it was made: a
+    command runner that swaps sys.stderr while an application is created would otherwise leave
+    the handler on a stream closed since."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass  # always sys.stderr
 
 
 def configure_logging(log_format: str = "text", level: str = "INFO") -> None:
-    handler = _ServiceHandler(sys.stderr)
+    handler = _ServiceHandler()
     handler.setFormatter(formatter_for(log_format))
     handler.addFilter(BoundFields())
     root = logging.getLogger()
