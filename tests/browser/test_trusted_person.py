@@ -88,6 +88,7 @@ def test_a_trusted_person_reads_and_the_owner_sees_it_then_ends_it(
         accept(holder, code)
         holder.get_by_role("button", name="Read for Marie Dubois").click()
         expect(holder.get_by_text("You are reading the eBox of Marie Dubois.")).to_be_visible()
+        expect(holder.get_by_role("heading", level=1)).to_have_text("Documents of Marie Dubois")
         expect(holder.get_by_role("link", name=first_title, exact=True)).to_be_visible()
         expect(holder.get_by_role("button", name=re.compile("^Move to the archive"))).to_have_count(
             0
