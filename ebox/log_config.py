@@ -169,21 +169,18 @@ def formatter_for(log_format: str) -> logging.Formatter:
 class _ServiceHandler(logging.StreamHandler):
     """eBox's own handler, told apart from handlers others (a test runner) put on the root.
 
-    It writes to the standard error of the moment it writes, not of the moment it was made: a
-    command runner that swaps sys.stderr while an application is created would otherwise leave
-    the handler on a stream closed since."""
+    A command runner may swap sys.stderr while an application is created and close its stream
+    afterwards: the handler then goes back to the process's own standard error rather than fail
+    on every line."""
 
-    @property
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: Any) -> None:
-        pass  # always sys.stderr
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(self.stream, "closed", False):
+            self.stream = sys.__stderr__
+        super().emit(record)
 
 
 def configure_logging(log_format: str = "text", level: str = "INFO") -> None:
-    handler = _ServiceHandler()
+    handler = _ServiceHandler(sys.stderr)
     handler.setFormatter(formatter_for(log_format))
     handler.addFilter(BoundFields())
     root = logging.getLogger()

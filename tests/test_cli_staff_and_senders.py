@@ -84,7 +84,7 @@ def test_senders_create_prints_only_the_id_and_creates_everything(
         ]
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert result.output.strip().isdigit()
+    assert result.stdout.strip().isdigit()
 
     sender = db.session.get(Sender, int(result.output))
     assert sender is not None

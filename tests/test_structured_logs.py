@@ -23,7 +23,7 @@ from ebox.config import Settings
 from ebox.demo.pdf import make_pdf
 from ebox.errors import ConfigError
 from ebox.extensions import db
-from ebox.log_config import BoundFields, formatter_for
+from ebox.log_config import BoundFields, configure_logging, formatter_for
 from examples.ebox_client import make_client, send_registered_pdf
 from tests.conftest import make_settings
 from tests.factories import create_message_type, create_sender
@@ -208,3 +208,21 @@ def test_a_job_queued_by_a_request_logs_with_its_id_in_the_worker(
     assert any("Job OK" in line["message"] for line in traced), finished.stderr[-3000:]
     assert all(line["job_id"] for line in traced)
     assert all(line["time"].endswith("Z") and line["level"] and line["logger"] for line in lines)
+
+
+def test_a_log_configured_on_a_stream_closed_since_goes_to_the_process_stderr(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A command runner swaps sys.stderr while an application is made, then closes it."""
+    swapped = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", swapped)
+    configure_logging("text")
+    monkeypatch.undo()
+    swapped.close()
+    try:
+        logging.getLogger("ebox.test").warning("after the runner closed its stream")
+    finally:
+        configure_logging("text")
+    captured = capfd.readouterr()
+    assert "after the runner closed its stream" in captured.err
+    assert "Logging error" not in captured.err

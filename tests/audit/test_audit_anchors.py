@@ -137,4 +137,4 @@ def test_audit_anchor_seals_one_now_and_prints_its_hash(
 
     assert result.exit_code == 0, result.output
     [sealed] = anchors()
-    assert result.output.strip() == f"anchor {sealed.id}: {sealed.hash}"
+    assert result.stdout.strip() == f"anchor {sealed.id}: {sealed.hash}"

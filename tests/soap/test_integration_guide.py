@@ -50,7 +50,7 @@ def test_the_sender_create_command_of_the_guide_creates_a_registered_mail_sender
 
     assert result.exit_code == 0, result.output
     sender = db.session.scalars(select(Sender)).one()
-    assert str(sender.id) == result.output.strip()
+    assert str(sender.id) == result.stdout.strip()  # the log goes to stderr
     assert sender.may_send_registered
     assert sorted(t.code for t in sender.message_types) == ["NOTICE", "TAX"]
 
