@@ -66,23 +66,37 @@ def upgrade():
         ),
         sa.PrimaryKeyConstraint("mandate_id", "sender_id", name=op.f("pk_mandate_senders")),
     )
-    with op.batch_alter_table("document_access_events", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("representative_id", sa.Integer(), nullable=True))
-        batch_op.create_foreign_key(
-            batch_op.f("fk_document_access_events_representative_id_citizens"),
-            "citizens",
-            ["representative_id"],
-            ["id"],
-            ondelete="SET NULL",
+    # Not in batch mode: on SQLite that would copy the table, reflecting the documents table it
+    # refers to (whose expression index SQLAlchemy cannot reflect). SQLite adds a nullable column
+    # with its reference in place, which Alembic does not write for it.
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(
+            "ALTER TABLE document_access_events ADD COLUMN representative_id INTEGER "
+            "REFERENCES citizens (id) ON DELETE SET NULL"
         )
-
+        return
+    op.add_column(
+        "document_access_events",
+        sa.Column(
+            "representative_id",
+            sa.Integer(),
+            sa.ForeignKey(
+                "citizens.id",
+                name=op.f("fk_document_access_events_representative_id_citizens"),
+                ondelete="SET NULL",
+            ),
+            nullable=True,
+        ),
+    )
 
 def downgrade():
-    with op.batch_alter_table("document_access_events", schema=None) as batch_op:
-        batch_op.drop_constraint(
-            batch_op.f("fk_document_access_events_representative_id_citizens"), type_="foreignkey"
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_constraint(
+            op.f("fk_document_access_events_representative_id_citizens"),
+            "document_access_events",
+            type_="foreignkey",
         )
-        batch_op.drop_column("representative_id")
+    op.drop_column("document_access_events", "representative_id")
     op.drop_table("mandate_senders")
     with op.batch_alter_table("mandates", schema=None) as batch_op:
         batch_op.drop_index("ix_mandates_holder_national_number")
