@@ -27,6 +27,7 @@ from ebox import database_waits, metrics, request_log, web
 from ebox.accounts.sessions import load_session
 from ebox.accounts.views import bp as accounts_bp
 from ebox.admin.views import bp as admin_bp
+from ebox.api.blueprint import bp as api_bp
 from ebox.applications.views import bp as applications_bp
 from ebox.cli import ebox_group
 from ebox.config import MAX_FORM_BYTES, Settings
@@ -78,8 +79,9 @@ def create_app(settings: Settings | None = None, **flask_overrides: Any) -> Flas
 
 
 def body_limit(settings: Settings, path: str) -> int:
-    """The most bytes a request body may have: SOAP envelopes carry documents, forms are small."""
-    if path.startswith("/soap/"):
+    """The most bytes a request body may have: SOAP envelopes and REST publications carry
+    documents, forms are small."""
+    if path.startswith("/soap/") or path == "/api/v1/messages":
         return settings.soap_max_request_bytes
     return MAX_FORM_BYTES
 
@@ -110,6 +112,7 @@ def register_blueprints(app: Flask) -> None:
         applications_bp,
         admin_bp,
         soap_bp,
+        api_bp,
         evidence_bp,
         metrics.bp,
     ):

@@ -255,6 +255,14 @@ class Settings:
         "longest lifetime (Expires − Created) accepted for a WS-Security Timestamp; replays are "
         "refused for as long as a request could be accepted",
     )
+    api_token_minutes: int = setting(
+        5, "lifetime of an access token of the REST API; a sender asks for a new one after it"
+    )
+    api_requests_per_minute: int = setting(
+        6000,
+        "calls of the REST API a sender may make per minute (a moving window); more are answered "
+        "429 with Retry-After",
+    )
     min_expiry_days: int = setting(1, "shortest lifetime a sender may give a document")
     max_expiry_days: int = setting(
         3 * 365 + 1, "longest lifetime a sender may give a document (3 years)"
@@ -565,6 +573,8 @@ class Settings:
             "session_idle_minutes": (1, 24 * 60),
             "session_max_hours": (1, 7 * 24),
             "wss_max_timestamp_minutes": (1, 60),
+            "api_token_minutes": (1, 60),
+            "api_requests_per_minute": (1, 1_000_000),
             "application_link_hours": (1, 7 * 24),
             "applications_per_client_hour": (1, 10_000),
             "applications_per_email_day": (1, 100),

@@ -93,6 +93,7 @@ def process_exited(pid: int) -> None:
 @dataclass(frozen=True)
 class Metrics:
     soap_requests: Counter
+    api_requests: Counter
     publications: Counter
     request_seconds: Histogram
     responses: Counter
@@ -125,6 +126,11 @@ def _create() -> Metrics:
             "ebox_soap_requests",
             "SOAP requests answered, by operation and result (ok or the fault code)",
             ["operation", "result"],
+        ),
+        api_requests=Counter(
+            "ebox_api_requests",
+            "REST API calls answered, by endpoint and result (ok or the problem's code)",
+            ["endpoint", "result"],
         ),
         publications=Counter(
             "ebox_publications",
@@ -171,6 +177,14 @@ def count_soap(operation: str, result: str, *, publishes: bool) -> None:
     current.soap_requests.labels(operation, result).inc()
     if publishes:
         current.publications.labels(operation, result).inc()
+
+
+def count_api(endpoint: str, result: str) -> None:
+    """A REST call by endpoint and result; a publication is counted with SOAP's too."""
+    current = metrics()
+    current.api_requests.labels(endpoint, result).inc()
+    if endpoint == "api.publish_message":
+        current.publications.labels("POST /api/v1/messages", result).inc()
 
 
 def count_login(outcome: str) -> None:

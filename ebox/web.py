@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from ebox import national_number, outages, transactions
+from ebox.api import problems as api_problems
 from ebox.config import LANGUAGES
 from ebox.extensions import htmx
 
@@ -78,13 +79,17 @@ def commit_or_rollback(response: Response) -> Response:
         down = outages.unavailable(error)
         if down is None:
             raise
+        if api_problems.is_api_request():
+            return api_problems.unavailable(down, error)
         page, code = render_unavailable(down, error)
         return Response(page, code, mimetype="text/html")
     return response
 
 
-def render_error(error: HTTPException) -> tuple[str, int]:
+def render_error(error: HTTPException) -> tuple[str, int] | Response:
     transactions.rollback()
+    if api_problems.is_api_request():
+        return api_problems.for_http_error(error)
     messages = {
         400: _("The request could not be understood."),
         403: _("You may not do this."),
@@ -99,9 +104,11 @@ def render_error(error: HTTPException) -> tuple[str, int]:
     return render_template("error.html", code=code, message=message), code
 
 
-def render_unexpected_error(error: Exception) -> tuple[str, int]:
+def render_unexpected_error(error: Exception) -> tuple[str, int] | Response:
     transactions.rollback()
     down = outages.unavailable(error)
+    if api_problems.is_api_request():
+        return api_problems.for_unexpected_error(down, error)
     if down is not None:
         return render_unavailable(down, error)
     log.exception("unhandled error on %s %s", request.method, request.path)

@@ -9,7 +9,7 @@ a stranger could spend either for the real applicant.
 Counts live in eBox's Redis (EBOX_REDIS_URL, or the embedded one), so that every web process and
 node shares them, under HMACs of the addresses, so that Redis holds none. When Redis cannot be
 reached the form stays open and each process counts on its own, in memory, until Redis answers
-again (docs/decisions/0013).
+again (ebox.rate_limits, decision 0013).
 """
 
 from __future__ import annotations
@@ -17,27 +17,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import logging
-import math
-import time
-from dataclasses import dataclass, field
 
-from flask import current_app
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerHour
-from limits.storage import MemoryStorage, RedisStorage
-from limits.strategies import MovingWindowRateLimiter
-from redis.exceptions import RedisError
 
+from ebox import rate_limits
 from ebox.config import Settings, current_settings
-from ebox.redis_connection import redis_for_app
 
-log = logging.getLogger(__name__)
-
-# current_app.extensions[EXTENSION]: the limiters of the application, by Redis it counts in.
-EXTENSION = "ebox.applications.rate_limits"
 KEY_PREFIX = "ebox-applications"
-# After a failure Redis is tried again this much later, not on every request.
-REDIS_RETRY_SECONDS = 30.0
 BUDGET_CLIENT = "client"
 BUDGET_EMAIL = "email"
 
@@ -47,15 +33,6 @@ class TooManySubmissions(Exception):
         super().__init__(f"the {budget} budget is spent for {retry_after} s")
         self.budget = budget  # BUDGET_CLIENT or BUDGET_EMAIL
         self.retry_after = retry_after  # seconds
-
-
-@dataclass
-class _Limiters:
-    shared: MovingWindowRateLimiter
-    local: MovingWindowRateLimiter = field(
-        default_factory=lambda: MovingWindowRateLimiter(MemoryStorage())
-    )
-    shared_down_until: float = 0.0
 
 
 def count_submission(*, client_address: str, email: str) -> None:
@@ -101,37 +78,4 @@ def _keyed(value: str, settings: Settings) -> str:
 
 
 def _take(limit: RateLimitItem, *identifiers: str) -> int | None:
-    """None when taken; otherwise the seconds until the budget has room again."""
-    limiters = _limiters()
-    if time.monotonic() >= limiters.shared_down_until:
-        try:
-            return _take_from(limiters.shared, limit, identifiers)
-        except (RedisError, OSError) as error:
-            limiters.shared_down_until = time.monotonic() + REDIS_RETRY_SECONDS
-            log.warning(
-                "application limits: Redis cannot be reached (%s); this process counts alone",
-                type(error).__name__,
-            )
-    return _take_from(limiters.local, limit, identifiers)
-
-
-def _take_from(
-    limiter: MovingWindowRateLimiter, limit: RateLimitItem, identifiers: tuple[str, ...]
-) -> int | None:
-    if limiter.hit(limit, *identifiers):
-        return None
-    reset_at = limiter.get_window_stats(limit, *identifiers).reset_time
-    return max(1, math.ceil(reset_at - time.time()))
-
-
-def _limiters() -> _Limiters:
-    """The application's limiters, made on first use, for the Redis its settings name."""
-    settings = current_settings()
-    made: dict[str, _Limiters] = current_app.extensions.setdefault(EXTENSION, {})
-    key = f"{settings.redis_url}:{settings.instance_path}"
-    if key not in made:
-        # No retries and a short connect timeout: a form must not wait for a Redis that is down.
-        pool = redis_for_app(fail_fast=True).connection_pool
-        storage = RedisStorage("redis://", connection_pool=pool, key_prefix=KEY_PREFIX)
-        made.setdefault(key, _Limiters(shared=MovingWindowRateLimiter(storage)))
-    return made[key]
+    return rate_limits.take(limit, *identifiers, key_prefix=KEY_PREFIX)

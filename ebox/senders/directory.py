@@ -63,7 +63,20 @@ def find_signer(der: bytes, *, now: datetime) -> Signer | None:
     remembered = _MEMORY.recall(("signer", fingerprint), now)
     if remembered is not None:
         return _signer_from(remembered)
-    certificate = x509.load_der_x509_certificate(der)
+    x509.load_der_x509_certificate(der)  # garbage is not "unknown": it is no certificate at all
+    return _look_up_signer(fingerprint, now)
+
+
+def find_signer_by_fingerprint(fingerprint: str, *, now: datetime) -> Signer | None:
+    """The registered certificate with this SHA-256 fingerprint (hex), or None: what an access
+    token of the REST API names, checked again on every call as find_signer's answer is."""
+    remembered = _MEMORY.recall(("signer", fingerprint), now)
+    if remembered is not None:
+        return _signer_from(remembered)
+    return _look_up_signer(fingerprint, now)
+
+
+def _look_up_signer(fingerprint: str, now: datetime) -> Signer | None:
     generation = _MEMORY.generation
     # As the database has them now, even if the session already held them.
     record = db.session.scalar(
@@ -74,6 +87,7 @@ def find_signer(der: bytes, *, now: datetime) -> Signer | None:
     )
     if record is None:
         return None
+    certificate = x509.load_pem_x509_certificate(record.pem.encode("ascii"))
     signer = Signer(
         record,
         certificate.public_key(),

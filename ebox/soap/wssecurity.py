@@ -410,6 +410,12 @@ def _registered_certificate(der: bytes, now: datetime) -> Signer:
         raise SoapFault(
             SIGNATURE_INVALID, "The BinarySecurityToken is not a valid X.509 certificate."
         ) from None
+    return check_may_sign(signer, now)
+
+
+def check_may_sign(signer: Signer | None, now: datetime) -> Signer:
+    """The signer, if its certificate may sign now for an active sender; else the Fault saying
+    why. The REST API's tokens answer to the same rules (ebox.api.auth)."""
     if signer is None:
         raise SoapFault(
             CERTIFICATE_UNKNOWN, "The signing certificate is not registered to any sender."

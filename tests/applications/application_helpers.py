@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from ebox.applications import rate_limits
+from ebox import rate_limits
 from ebox.applications.models import SenderApplication
 from ebox.extensions import db
 from ebox.mail.queries import capture_folder

@@ -1,0 +1,75 @@
+"""Signing client assertions and getting access tokens, as a sender's back office does."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from flask.testing import FlaskClient
+from joserfc import jwt
+from joserfc.jwk import ECKey, RSAKey
+
+from tests.soap.wss_helpers import Identity
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def client_assertion(
+    identity: Identity,
+    client_id: str,
+    *,
+    audience: str = "http://localhost/api/v1/token",
+    lifetime: int = 60,
+    header: dict[str, Any] | None = None,
+    signing_identity: Identity | None = None,
+    **claims: Any,
+) -> str:
+    """A client assertion for client_id, its certificate in x5c, signed by the identity's key
+    (or signing_identity's: a wrong signature); claims given replace or remove (None) the usual."""
+    signer = signing_identity or identity
+    key: RSAKey | ECKey
+    if isinstance(signer.certificate.public_key(), ec.EllipticCurvePublicKey):
+        key, algorithm = ECKey.import_key(signer.key_pem), "ES256"
+    else:
+        key, algorithm = RSAKey.import_key(signer.key_pem), "RS256"
+    now = int(time.time())
+    payload: dict[str, Any] = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": secrets.token_urlsafe(16),
+    }
+    payload.update(claims)
+    payload = {name: value for name, value in payload.items() if value is not None}
+    protected = {
+        "alg": algorithm,
+        "typ": "JWT",
+        "x5c": [base64.b64encode(identity.cert_der).decode()],
+    }
+    protected.update(header or {})
+    return jwt.encode(protected, payload, key, algorithms=[protected["alg"]])
+
+
+def token_form(assertion: str, **changes: str) -> dict[str, str]:
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion,
+    }
+    form.update(changes)
+    return form
+
+
+def access_token(client: FlaskClient, identity: Identity, client_id: str) -> str:
+    answer = client.post("/api/v1/token", data=token_form(client_assertion(identity, client_id)))
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return str(answer.get_json()["access_token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
