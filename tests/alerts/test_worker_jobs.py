@@ -198,6 +198,10 @@ def test_two_deploys_leave_one_scheduled_job_per_periodic_job(app: Flask, redis:
     first = ensure_scheduled(jobs, now=DEPLOY)
     second = ensure_scheduled(jobs, now=DEPLOY + timedelta(minutes=7))
 
+    # The webhook sweep runs every minute: 7 minutes later the next occurrence is another one.
+    # The earlier one, when it runs, books the minutes up to it: the same ids, so one chain.
+    assert first.pop(8) == "ebox-schedule-webhooks-20261130T1011Z"
+    assert second.pop(8) == "ebox-schedule-webhooks-20261130T1018Z"
     assert (
         first
         == second
@@ -210,10 +214,15 @@ def test_two_deploys_leave_one_scheduled_job_per_periodic_job(app: Flask, redis:
             "ebox-schedule-old-evidence-20261201T0300Z",  # 04:00 in Brussels
             "ebox-schedule-unconfirmed-applications-20261130T1100Z",
             "ebox-schedule-wss-seen-requests-20261130T1020Z",
+            "ebox-schedule-old-events-20261130T1100Z",
         ]
     )
     registry = jobs.scheduled_job_registry
-    assert sorted(registry.get_job_ids()) == sorted(first)
+    webhook_sweeps = [
+        "ebox-schedule-webhooks-20261130T1011Z",
+        "ebox-schedule-webhooks-20261130T1018Z",
+    ]
+    assert sorted(registry.get_job_ids()) == sorted(first + webhook_sweeps)
     assert registry.get_scheduled_time(first[0]) == datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
     assert registry.get_scheduled_time(first[1]) == datetime(2026, 11, 30, 11, 0, tzinfo=UTC)
     assert jobs.count == 0  # nothing runs before its time
