@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from redis import Redis
+from redis.exceptions import LockError
 from redis.lock import Lock
 from rq.job import get_current_job
 from sqlalchemy import update
@@ -79,7 +80,8 @@ def _deliver_locked(subscription_id: uuid.UUID, lock: Lock, now: datetime | None
             return delivered
         position = pending.position
         for event in pending.events:
-            lock.reacquire()
+            if not _still_ours(lock):
+                return delivered
             error = send(pending.url, pending.secret, event_json(event), settings)
             if error:
                 record_failure(subscription_id, error, now=now or utcnow(), settings=settings)
@@ -90,6 +92,16 @@ def _deliver_locked(subscription_id: uuid.UUID, lock: Lock, now: datetime | None
             delivered += 1
     request_delivery(str(subscription_id))
     return delivered
+
+
+def _still_ours(lock: Lock) -> bool:
+    """Renew the lock for the next delivery; False if it expired and another run took it."""
+    try:
+        lock.reacquire()
+    except LockError:
+        log.warning("webhook lock %s lost; the run that holds it now goes on", lock.name)
+        return False
+    return True
 
 
 def _pending(subscription_id: uuid.UUID, now: datetime, settings: Settings) -> Pending | None:
