@@ -76,11 +76,17 @@ def create_app(settings: Settings | None = None, **flask_overrides: Any) -> Flas
     return app
 
 
+REST_MESSAGE_OVERHEAD_BYTES = 256 * 1024
+
+
 def body_limit(settings: Settings, path: str) -> int:
     """The most bytes a request body may have: SOAP envelopes and REST publications carry
     documents, forms are small."""
-    if path.startswith("/soap/") or path == "/api/v1/messages":
+    if path.startswith("/soap/"):
         return settings.soap_max_request_bytes
+    if path == "/api/v1/messages":
+        # The documents themselves, and room for the message's JSON and the multipart framing.
+        return settings.max_message_bytes + REST_MESSAGE_OVERHEAD_BYTES
     return MAX_FORM_BYTES
 
 
