@@ -46,9 +46,11 @@ def test_a_rotation_rewraps_attachments_keys_without_touching_their_objects(
     ]
     create_document(create_citizen(), attachments=attachments)  # under k1, the default key
     objects = _objects_digest(app)
-    with changed_settings(app, **ONLY_NEW_KEY) as only_new:
-        with pytest.raises(ConfigError, match="master key 'k1'"):
-            check_documents_keys_configured(only_new)
+    with (
+        changed_settings(app, **ONLY_NEW_KEY) as only_new,
+        pytest.raises(ConfigError, match="master key 'k1'"),
+    ):
+        check_documents_keys_configured(only_new)
 
     with changed_settings(app, **BOTH_KEYS):
         assert verify_sample("k1").checked == 3  # the document and both attachments
