@@ -138,6 +138,10 @@ def record_evidence(
             sender_certificate_sha256=sender_certificate_sha256,
             available_until=document.expires_at,
             sealing_time=utcnow(),
+            attachments=tuple(
+                xml.AttachmentDigest(row.position, row.file_name, row.sha256)
+                for row in document.attachments
+            ),
         ),
         platform_seal(),
         tsa_url=settings.tsa_url or None,
