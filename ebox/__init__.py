@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import ebox.accounts.models
 import ebox.admin.models
 import ebox.alerts.models
+import ebox.api.models
 import ebox.applications.models
 import ebox.audit.models
 import ebox.evidence.models
@@ -26,6 +27,7 @@ from ebox.accounts.sessions import load_session
 from ebox.accounts.views import bp as accounts_bp
 from ebox.admin.views import bp as admin_bp
 from ebox.api.blueprint import bp as api_bp
+from ebox.api.submission import PUBLISH_PATH, max_body_bytes
 from ebox.applications.views import bp as applications_bp
 from ebox.cli import ebox_group
 from ebox.config import MAX_FORM_BYTES, Settings
@@ -76,17 +78,13 @@ def create_app(settings: Settings | None = None, **flask_overrides: Any) -> Flas
     return app
 
 
-REST_MESSAGE_OVERHEAD_BYTES = 256 * 1024
-
-
 def body_limit(settings: Settings, path: str) -> int:
     """The most bytes a request body may have: SOAP envelopes and REST publications carry
     documents, forms are small."""
     if path.startswith("/soap/"):
         return settings.soap_max_request_bytes
-    if path == "/api/v1/messages":
-        # The documents themselves, and room for the message's JSON and the multipart framing.
-        return settings.max_message_bytes + REST_MESSAGE_OVERHEAD_BYTES
+    if path == PUBLISH_PATH:
+        return max_body_bytes(settings)
     return MAX_FORM_BYTES
 
 

@@ -81,6 +81,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
             every(60),
         ),
         Periodic("wss-seen-requests", "ebox.soap.jobs.forget_expired_requests", every(10)),
+        Periodic("api-idempotency-keys", "ebox.api.jobs.forget_old_idempotency_keys", every(60)),
     ]
 
 
