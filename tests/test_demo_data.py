@@ -51,3 +51,19 @@ def test_a_demo_registered_letter_opened_gets_its_proof(runner):
     db.session.commit()
 
     assert make_proof(str(letter.id)) == 1  # the chain reads as one message
+
+
+def test_the_demo_decision_on_family_allowance_has_two_attachments(runner):
+    from ebox.mailbox.models import Attachment
+
+    runner.invoke(args=["ebox", "demo-data"])
+    documents = db.session.scalars(
+        select(Document).where(Document.sender_ticket.startswith("DEMO-0002-"))
+    ).all()
+    assert len(documents) == 4  # one for each demo citizen
+    for document in documents:
+        assert [(a.file_name, a.media_type) for a in document.attachments] == [
+            ("calculation.pdf", "application/pdf"),
+            ("payments.csv", "text/csv"),
+        ]
+    assert db.session.scalar(select(func.count()).select_from(Attachment)) == 8

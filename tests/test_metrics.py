@@ -88,7 +88,15 @@ def test_pages_are_timed_by_route_name_never_by_path(client: FlaskClient) -> Non
     for private in (str(document.id), "Secret medical", citizen.national_number, "/documents"):
         assert private not in exposed
     labels = set(re.findall(r'(\w+)="', exposed))
-    assert labels <= {"route", "status_class", "operation", "result", "outcome", "state"} | {
+    assert labels <= {
+        "route",
+        "status_class",
+        "operation",
+        "endpoint",
+        "result",
+        "outcome",
+        "state",
+    } | {
         "source",
         "le",
         "quantile",

@@ -17,7 +17,7 @@ from ebox.db_types import utcnow
 from ebox.demo.pdf import make_pdf
 from ebox.extensions import db
 from ebox.mailbox.models import Document
-from ebox.mailbox.publication import Publication, publish_document
+from ebox.mailbox.publication import Publication, SubmittedAttachment, publish
 from ebox.senders.models import MessageType, Sender
 
 
@@ -155,6 +155,24 @@ DEMO_DOCUMENTS = (
 )
 
 
+# The demo message with several documents: the decision, then how it was calculated and when it
+# is paid.
+DEMO_WITH_ATTACHMENTS = "DEMO-0002"
+
+
+def _demo_attachments(ticket: str, sender: Sender) -> list[SubmittedAttachment]:
+    if not ticket.startswith(DEMO_WITH_ATTACHMENTS):
+        return []
+    calculation = make_pdf(
+        "Calculation", [sender.name, "Base amount, supplements and the total per month."]
+    )
+    payments = "month,amount_eur\n2027-01,181.40\n2027-02,181.40\n2027-03,181.40\n"
+    return [
+        SubmittedAttachment("calculation.pdf", "application/pdf", calculation),
+        SubmittedAttachment("payments.csv", "text/csv", payments.encode()),
+    ]
+
+
 def create_demo_data() -> str:
     """Create what is missing; return a one-line summary. Flushes; the caller commits."""
     senders = [_sender(spec) for spec in DEMO_SENDERS]
@@ -244,7 +262,7 @@ def _document(
             "This is a demonstration document created by eBox.",
         ],
     )
-    document = publish_document(
+    published = publish(
         Publication(
             sender=sender,
             message_type=message_type,
@@ -261,7 +279,9 @@ def _document(
             published_at=utcnow() - timedelta(days=6 * age, hours=3 * age),
         ),
         pdf,
+        attachments=_demo_attachments(ticket, sender),
     )
+    document = published.document
     if read:
         document.read_at = utcnow()
     return 1

@@ -7,15 +7,20 @@ message; the message says, in English, what was wrong. docs/integration/ lists e
 from __future__ import annotations
 
 # A refused publication is answered with the publication rule's own code.
+# The attachments' codes are the REST API's only (SOAP publishes one document), listed here so
+# that every business code lives in one table.
 from ebox.mailbox.publication import (  # noqa: F401 (Fault codes too)
+    ATTACHMENT_TYPE_REFUSED,
     DIGEST_MISMATCH,
     DOCUMENT_TOO_LARGE,
     DUPLICATE_MESSAGE_ID,
     EXPIRATION_OUT_OF_BOUNDS,
     INVALID_NATIONAL_NUMBER,
+    MESSAGE_TOO_LARGE,
     MESSAGE_TYPE_UNKNOWN,
     NOT_A_PDF,
     SENDER_SUSPENDED,
+    TOO_MANY_ATTACHMENTS,
 )
 
 # Security: the request is not (provably) from an authorised sender.
