@@ -15,12 +15,16 @@ hosts, a webhook may be any public server: hence a check on addresses rather tha
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ebox.config import Settings
 from ebox.webhooks.models import MAX_URL_LENGTH
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 
 
 class RefusedAddress(ValueError):
@@ -59,9 +63,20 @@ def _parts(url: str, settings: Settings) -> tuple[str, str, int, str]:
         raise RefusedAddress("The URL must name a host, without a user name or password.")
     if parts.fragment:
         raise RefusedAddress("The URL must not have a fragment.")
+    if not _is_host(parts.hostname.lower()):
+        raise RefusedAddress("The URL's host is neither a host name nor an IP address.")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     default_port = 443 if parts.scheme == "https" else 80
     return parts.scheme, parts.hostname.lower(), port or default_port, path
+
+
+def _is_host(host: str) -> bool:
+    """A DNS name or an IP address: anything else is refused before the resolver is asked."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return _HOST_NAME.fullmatch(host) is not None
+    return True
 
 
 def _checked_address(host: str, port: int, settings: Settings) -> str:

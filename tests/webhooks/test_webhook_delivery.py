@@ -179,6 +179,7 @@ def test_a_subscription_failing_for_a_day_is_disabled_and_staff_see_why_and_turn
         "http://[fe80::1]/hook",
         "http://user:pw@93.184.215.14/hook",
         "ftp://93.184.215.14/hook",
+        "http://exa mple..be/hook",
     ],
 )
 def test_addresses_a_webhook_must_not_reach_are_refused(
