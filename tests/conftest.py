@@ -6,7 +6,9 @@ database of its own, created fresh). EBOX_TEST_DATABASE=sqlite runs the same tes
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +35,34 @@ POSTGRES_SERVER = os.environ.get(
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: needs more than a second or an outside process")
     config.addinivalue_line("markers", "postgres_only: relies on PostgreSQL behaviour")
+    _resolve_loopback_names_only()
+
+
+def _resolve_loopback_names_only() -> None:
+    """No test asks a DNS server anything: names other than localhost are unknown here.
+
+    Tests feed eBox hostile and random URLs (webhooks, schemathesis); resolving them would send
+    queries off this machine. Addresses and localhost resolve as usual, so every server a test
+    starts on loopback is reached as before."""
+    real_getaddrinfo = socket.getaddrinfo
+
+    def loopback_only(host: object, *args: object, **kwargs: object) -> object:
+        name = host.decode() if isinstance(host, bytes) else host
+        if isinstance(name, str) and not _is_local_name(name):
+            raise socket.gaierror(socket.EAI_NONAME, f"tests resolve no outside name ({name})")
+        return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    socket.getaddrinfo = loopback_only  # type: ignore[assignment]
+
+
+def _is_local_name(name: str) -> bool:
+    if name in ("", "localhost") or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name.strip("[]").split("%")[0])
+    except ValueError:
+        return False
+    return True
 
 
 @pytest.fixture(scope="session")
