@@ -7,6 +7,7 @@ import secrets
 import time
 from typing import Any
 
+import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask.testing import FlaskClient
 from joserfc import jwt
@@ -73,3 +74,11 @@ def access_token(client: FlaskClient, identity: Identity, client_id: str) -> str
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def live_access_token(base_url: str, identity: Identity, client_id: str) -> str:
+    """An access token from a served eBox's token endpoint, as a back office gets one."""
+    assertion = client_assertion(identity, client_id, audience=f"{base_url}/api/v1/token")
+    answer = requests.post(f"{base_url}/api/v1/token", data=token_form(assertion), timeout=30)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
