@@ -14,13 +14,15 @@ import ebox.admin.models
 import ebox.alerts.models
 import ebox.applications.models
 import ebox.audit.models
+import ebox.events.models
 import ebox.evidence.models
 import ebox.mailbox.models
 import ebox.mandates.models
 import ebox.profile.models
 import ebox.push.models
 import ebox.senders.models
-import ebox.soap.models  # noqa: F401
+import ebox.soap.models
+import ebox.webhooks.models  # noqa: F401
 from ebox import database_waits, metrics, request_log, web
 from ebox.accounts.sessions import load_session
 from ebox.accounts.views import bp as accounts_bp

@@ -367,6 +367,20 @@ class Settings:
         shown="`60,600,3600`",
         parse=lambda raw: _parse_seconds_list("ALERT_RETRY_SECONDS", raw),
     )
+    webhook_allow_loopback: bool = setting(
+        False,
+        "a webhook subscription may name a loopback address (127.0.0.1, ::1, localhost), for a "
+        "receiver on the developer's machine; refused in production",
+        parse=_parse_bool,
+    )
+    webhook_retry_base_seconds: int = setting(
+        30,
+        "wait before the first new try of a failed webhook delivery; it doubles with each "
+        "failure, up to an hour",
+    )
+    webhook_timeout_seconds: int = setting(
+        10, "longest a webhook delivery may take (connecting: at most 5 seconds of it)"
+    )
     purge_interval_minutes: int = setting(60, "how often the worker deletes expired documents")
     job_timeout_seconds: int = setting(
         180, "longest a job may run before its worker stops it (RQ's job time-out)"
@@ -518,6 +532,10 @@ class Settings:
                 bool(self.push_enabled) and self.push_vapid_subject == DEFAULT_VAPID_SUBJECT,
                 "EBOX_PUSH_VAPID_SUBJECT is the default: push services could not reach the "
                 "operator",
+            ),
+            (
+                self.webhook_allow_loopback,
+                "EBOX_WEBHOOK_ALLOW_LOOPBACK is on: webhooks could call services of this machine",
             ),
             (
                 bool(self.tsa_url) and not self.tsa_ca_cert,

@@ -81,6 +81,8 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
             every(60),
         ),
         Periodic("wss-seen-requests", "ebox.soap.jobs.forget_expired_requests", every(10)),
+        Periodic("webhooks", "ebox.webhooks.jobs.deliver_due", every(1)),
+        Periodic("old-events", "ebox.events.jobs.forget_old_events", every(60)),
     ]
 
 

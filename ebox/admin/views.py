@@ -9,9 +9,11 @@ delivery or of a citizen.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -39,6 +41,7 @@ from ebox.jobs import queue_health
 from ebox.senders import services as senders
 from ebox.senders.certificates import CertificateRejected
 from ebox.senders.models import Sender
+from ebox.webhooks import services as webhooks
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -191,6 +194,7 @@ def _render_sender(sender_id: int, **forms: Any) -> str:
         "suspend_form": SuspendForm(formdata=None),
         "action_form": ActionForm(formdata=None),
         "revoke_errors_for": None,
+        "webhooks": webhooks.subscriptions_of(sender.id),
     }
     context.update(forms)
     return render_template("admin/sender.html", sender=sender, now=utcnow(), **context)
@@ -307,6 +311,23 @@ def set_message_type_reminders(sender_id: int, message_type_id: int) -> Response
         actor=actor_for(current_staff()),
     )
     flash(_("Reminders of message type %(code)s saved.", code=message_type.code), "success")
+    return _back_to_sender(sender_id)
+
+
+@bp.app_template_filter("url_host")
+def url_host(url: str) -> str:
+    """Staff see where a sender's webhook goes, not its path (which may carry a token)."""
+    return urlsplit(url).hostname or ""
+
+
+@bp.post("/senders/<int:sender_id>/webhooks/<uuid:webhook_id>/enable")
+@admin_only
+def reenable_webhook(sender_id: int, webhook_id: uuid.UUID) -> ResponseReturnValue:
+    subscription = webhooks.find_subscription(sender_id, webhook_id) or abort(404)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    webhooks.reenable_subscription(subscription=subscription, actor=actor_for(current_staff()))
+    flash(_("Webhook turned on again: its pending events are delivered now."), "success")
     return _back_to_sender(sender_id)
 
 

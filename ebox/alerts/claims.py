@@ -18,13 +18,17 @@ from ebox.alerts.models import FAILED, PLANNED, SENDING, SENT, SKIPPED
 from ebox.alerts.queries import (
     CITIZENS,
     DELIVERIES,
+    DOCUMENTS,
     Alert,
     alerts_to_send,
     already_announced,
     among,
     newer_alert,
+    still_news,
 )
 from ebox.db_types import PLATFORM_TIMEZONE, utcnow
+from ebox.events.models import MESSAGE_EXPIRY_WARNING_SENT
+from ebox.events.services import record_events_from
 from ebox.extensions import db
 from ebox.mail.smtp import MailResult
 
@@ -81,6 +85,7 @@ def record_outcomes(results: list[MailResult], outcome: SendOutcome) -> None:
         lock_citizens(sent)
         _move_watermarks(sent)
         _finish(sent, SENT, now)
+        _record_expiry_warnings(sent, now)
     refused: dict[str, list[int]] = defaultdict(list)
     in_doubt: dict[str, list[int]] = defaultdict(list)
     for result in results:
@@ -158,6 +163,24 @@ def _move_watermarks(delivery_ids: list[int]) -> None:
             ),
         )
     )
+
+
+def _record_expiry_warnings(delivery_ids: list[int], now: datetime) -> None:
+    """Tell each sender which of its documents the sent alerts warned of (their deletion
+    soon): one INSERT ... SELECT for the window, whatever the number of documents."""
+    deliveries, citizens, documents = DELIVERIES.c, CITIZENS.c, DOCUMENTS.c
+    warned = (
+        select(documents.sender_id, documents.id)
+        .join_from(DELIVERIES, CITIZENS, citizens.id == deliveries.citizen_id)
+        .join(DOCUMENTS, documents.recipient_national_number == citizens.national_number)
+        .where(
+            among(deliveries.id, delivery_ids),
+            documents.expires_at > deliveries.expiry_after,
+            documents.expires_at <= deliveries.expiry_until,
+            still_news(now),
+        )
+    )
+    record_events_from(warned, type=MESSAGE_EXPIRY_WARNING_SENT, at=now)
 
 
 def _later(current: Any, candidate: Any) -> Any:

@@ -11,6 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from ebox import metrics, transactions
 from ebox.config import current_settings
 from ebox.db_types import utcnow
+from ebox.events import services as events
+from ebox.events.models import MESSAGE_PROOF_READY
 from ebox.evidence import services
 from ebox.evidence.models import DeliveryProof
 from ebox.extensions import db
@@ -62,6 +64,13 @@ def _make_proof_once(document_id: uuid.UUID) -> int | None:
     )
     db.session.add(
         DeliveryProof(document_id=document_id, version=version, evidence_count=len(chain), pdf=pdf)
+    )
+    events.record_event(
+        sender_id=document.sender_id,
+        document_id=document_id,
+        type=MESSAGE_PROOF_READY,
+        at=utcnow(),
+        data={"version": version, "evidenceCount": len(chain)},
     )
     transactions.commit()
     metrics.count_proof_made()

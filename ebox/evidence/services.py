@@ -23,6 +23,8 @@ from ebox import transactions
 from ebox.config import current_settings
 from ebox.db_types import utcnow
 from ebox.errors import ConfigError
+from ebox.events import services as events
+from ebox.events.models import MESSAGE_EVIDENCE_RECORDED
 from ebox.evidence import xml
 from ebox.evidence.models import DeliveryProof, Evidence
 from ebox.evidence.seal import Seal, load_seal
@@ -161,6 +163,13 @@ def record_evidence(
         if _existing(document, event) is None:
             raise
         return None
+    events.record_event(
+        sender_id=document.sender_id,
+        document_id=document.id,
+        type=MESSAGE_EVIDENCE_RECORDED,
+        at=moment,
+        data={"evidenceType": event, "evidenceId": str(evidence_id)},
+    )
     # The representative is not named: a national number never reaches the log.
     log.info(
         "evidence %s (%s%s) of document %s sealed",

@@ -25,6 +25,8 @@ from ebox import national_number
 from ebox.accounts.models import Citizen
 from ebox.config import LANGUAGES, Settings, current_settings
 from ebox.db_types import PLATFORM_TIMEZONE, utcnow
+from ebox.events import services as events
+from ebox.events.models import MESSAGE_PUBLISHED
 from ebox.evidence import services as evidence
 from ebox.evidence.xml import CONTENT_CONSIGNMENT, SUBMISSION_ACCEPTANCE
 from ebox.extensions import db
@@ -33,6 +35,7 @@ from ebox.senders import directory
 from ebox.senders.models import MessageType, Sender
 from ebox.storage.services import StoredContent, delete_content, store_content
 from ebox.transactions import after_rollback
+from ebox.webhooks.requests import request_deliveries_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +173,16 @@ def publish(publication: Publication, content: BinaryIO | bytes) -> Published:
     else:
         published = _find_or_insert(publication, recipient, data, sha256)
     document = published.document
+    if published.is_new:
+        # In the same transaction: the event exists exactly when the document does.
+        events.record_event(
+            sender_id=document.sender_id,
+            document_id=document.id,
+            type=MESSAGE_PUBLISHED,
+            at=document.published_at,
+            data={"registered": document.is_registered},
+        )
+        request_deliveries_after_commit(document.sender_id)
     if published.is_new and document.is_registered:
         # Accepted, and at once available in the citizen's eBox: both sealed with the row.
         evidence.record_evidence(

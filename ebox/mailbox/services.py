@@ -12,6 +12,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ebox.accounts.models import MAX_IP_LENGTH, MAX_USER_AGENT_LENGTH, Citizen
 from ebox.db_types import utcnow
+from ebox.events import services as events
+from ebox.events.models import MESSAGE_READ
 from ebox.evidence import services as evidence
 from ebox.evidence.xml import CONTENT_HANDOVER, RecipientAuthentication, Representative
 from ebox.extensions import db
@@ -87,6 +89,9 @@ def mark_read(*, document: Document) -> bool:
         db.session.refresh(document, ["read_at"])
         return False
     set_committed_value(document, "read_at", now)
+    events.record_event(
+        sender_id=document.sender_id, document_id=document.id, type=MESSAGE_READ, at=now
+    )
     return True
 
 

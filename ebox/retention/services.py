@@ -21,6 +21,8 @@ from sqlalchemy import ColumnElement, Select, func, select, tuple_, update
 
 from ebox import metrics, transactions
 from ebox.db_types import utcnow
+from ebox.events.models import MESSAGE_DELETED
+from ebox.events.services import record_events_from
 from ebox.evidence.services import NOT_RETRIEVED, record_evidence
 from ebox.evidence.timestamp import TimestampError
 from ebox.evidence.xml import CLOCK_SKEW, CONTENT_HANDOVER_FAILURE
@@ -126,7 +128,13 @@ def _next_expired(
 
 def _reduce_to_minimal_records(document_ids: list[uuid.UUID], now: datetime) -> None:
     """Erase all but the minimal record; the wrapped content key goes, so the content is
-    unreadable at once. The storage key stays as the marker of an object still to remove."""
+    unreadable at once. The storage key stays as the marker of an object still to remove. Their
+    senders' events are written by the same transaction, in one statement."""
+    record_events_from(
+        select(Document.sender_id, Document.id).where(Document.id.in_(document_ids)),
+        type=MESSAGE_DELETED,
+        at=now,
+    )
     db.session.execute(
         update(Document)
         .where(Document.id.in_(document_ids))

@@ -1,0 +1,1 @@
+"""Webhooks: a sender's subscriptions, and the worker's signed deliveries of its events."""

@@ -1,0 +1,180 @@
+"""Delivering a subscription's events: in order, at least once, one subscription at a time.
+
+deliver_pending() takes the subscription's pending events (ebox.events.queries, from its
+position, of its types) and sends them one by one; after each 2xx the position moves past the
+event and is committed, so a crash sends at most that one event again. The first failure
+stops the run: the error is recorded and the subscription backs off (30 s doubling up to an
+hour, with jitter), then a retry job is scheduled; one failing without a break for
+DISABLE_AFTER is disabled, with the reason staff see.
+
+One worker at a time per subscription: a Redis lock (SET NX with an expiry, renewed before each
+event), not a database row lock. A row lock would keep a transaction, and so a transaction id,
+open during every HTTP call; the events of all senders are served only once every older
+transaction has ended (decision 0028), so that would hold them all back for as long as a slow
+receiver takes. The lock expires by itself if its worker dies. Its position moves only from
+where this run found it (compare and set), so even a lock lost mid-run cannot reorder events.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from redis import Redis
+from redis.lock import Lock
+from rq.job import get_current_job
+from sqlalchemy import update
+
+from ebox import transactions
+from ebox.config import Settings, current_settings
+from ebox.db_types import utcnow
+from ebox.events.queries import Event, Position, encode_cursor, event_json, events_after
+from ebox.extensions import db
+from ebox.redis_connection import redis_for_app
+from ebox.webhooks.models import WebhookSubscription
+from ebox.webhooks.requests import request_delivery
+from ebox.webhooks.sending import send
+from ebox.webhooks.services import secret_of
+
+log = logging.getLogger(__name__)
+
+DISABLE_AFTER = timedelta(hours=24)
+MAX_BACKOFF_SECONDS = 3600
+PAGE = 100
+MAX_PER_RUN = 1000  # then a new job goes on, so one busy subscription does not hold a worker
+LOCK_SECONDS = 60  # more than one delivery can take; renewed before each
+
+
+@dataclass(frozen=True)
+class Pending:
+    url: str
+    secret: bytes
+    position: Position
+    events: list[Event]
+
+
+def deliver_pending(subscription_id: uuid.UUID, *, now: datetime | None = None) -> int:
+    """Send the subscription's pending events; returns how many were delivered. Does nothing
+    while another worker delivers for it, or while it backs off after a failure."""
+    lock = _redis().lock(f"ebox:webhook:{subscription_id}", timeout=LOCK_SECONDS)
+    if not lock.acquire(blocking=False):
+        return 0
+    try:
+        return _deliver_locked(subscription_id, lock, now)
+    finally:
+        if lock.owned():
+            lock.release()
+
+
+def _deliver_locked(subscription_id: uuid.UUID, lock: Lock, now: datetime | None) -> int:
+    settings = current_settings()
+    delivered = 0
+    while delivered < MAX_PER_RUN:
+        pending = _pending(subscription_id, now or utcnow(), settings)
+        transactions.rollback()  # no transaction stays open while a receiver answers
+        if pending is None or not pending.events:
+            return delivered
+        position = pending.position
+        for event in pending.events:
+            lock.reacquire()
+            error = send(pending.url, pending.secret, event_json(event), settings)
+            if error:
+                record_failure(subscription_id, error, now=now or utcnow(), settings=settings)
+                return delivered
+            if not _advance(subscription_id, position, event.position, now or utcnow()):
+                return delivered  # someone else moved it: they deliver from there
+            position = event.position
+            delivered += 1
+    request_delivery(str(subscription_id))
+    return delivered
+
+
+def _pending(subscription_id: uuid.UUID, now: datetime, settings: Settings) -> Pending | None:
+    subscription = db.session.get(WebhookSubscription, subscription_id)
+    if subscription is None or not subscription.is_active:
+        return None
+    # The retry scheduled for then will come; a request in between must not hammer a receiver.
+    if subscription.next_attempt_at is not None and subscription.next_attempt_at > now:
+        return None
+    position = Position(subscription.position_xid, subscription.position_id)
+    page = events_after(
+        subscription.sender_id, encode_cursor(position), PAGE, subscription.event_types
+    )
+    return Pending(subscription.url, secret_of(subscription, settings), position, page.events)
+
+
+def _advance(subscription_id: uuid.UUID, old: Position, new: Position, now: datetime) -> bool:
+    subscriptions = WebhookSubscription
+    moved = db.session.execute(
+        update(subscriptions)
+        .where(
+            subscriptions.id == subscription_id,
+            subscriptions.position_xid == old.xid,
+            subscriptions.position_id == old.id,
+        )
+        .values(
+            position_xid=new.xid,
+            position_id=new.id,
+            last_delivery_at=now,
+            failures=0,
+            failing_since=None,
+            next_attempt_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    transactions.commit()
+    return int(getattr(moved, "rowcount", 0) or 0) == 1
+
+
+def record_failure(
+    subscription_id: uuid.UUID, error: str, *, now: datetime, settings: Settings
+) -> None:
+    """Note the failure; back off and schedule a retry, or disable after DISABLE_AFTER."""
+    subscription = db.session.get(WebhookSubscription, subscription_id)
+    if subscription is None:
+        return
+    subscription.failures += 1
+    subscription.failing_since = subscription.failing_since or now
+    subscription.last_error = error[:300]
+    if now - subscription.failing_since >= DISABLE_AFTER:
+        _disable(subscription, now)
+    else:
+        delay = backoff_seconds(subscription.failures, settings.webhook_retry_base_seconds)
+        subscription.next_attempt_at = now + timedelta(seconds=delay)
+        transactions.after_commit(
+            lambda: request_delivery(str(subscription_id), delay_seconds=delay)
+        )
+        log.info("webhook %s failed (%s); next try in %.0f s", subscription_id, error, delay)
+    transactions.commit()
+
+
+def backoff_seconds(failures: int, base: float) -> float:
+    """base, doubling with each failure in a row, at most an hour; the last quarter random, so
+    that receivers that came back are not called by every subscription at once."""
+    delay = min(base * 2 ** max(failures - 1, 0), MAX_BACKOFF_SECONDS)
+    return delay * random.uniform(0.75, 1.0)  # noqa: S311 - spreading, not secrecy
+
+
+def _disable(subscription: WebhookSubscription, now: datetime) -> None:
+    since = subscription.failing_since or now
+    subscription.is_active = False
+    subscription.disabled_at = now
+    subscription.next_attempt_at = None
+    subscription.disabled_reason = (
+        f"Every delivery failed since {since:%Y-%m-%d %H:%M} UTC "
+        f"({subscription.failures} tries); last error: {subscription.last_error}"
+    )[:400]
+    log.warning(
+        "webhook %s of sender %s disabled: failing since %s",
+        subscription.id,
+        subscription.sender_id,
+        since.isoformat(),
+    )
+
+
+def _redis() -> Redis:
+    job = get_current_job()
+    return job.connection if job is not None else redis_for_app()
