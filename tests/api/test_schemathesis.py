@@ -130,7 +130,7 @@ def test_every_operation_answers_as_documented(
     schema = load_fuzzed_api(api_server, api_sender, known_messages, QUICK_EXAMPLES)
     found, called = failures_of(schema)
     assert found == [], "\n".join(found)
-    assert called == _every_operation(schema)
+    assert _every_operation(schema) <= called
 
 
 def test_an_answer_the_document_does_not_describe_is_found(
@@ -162,4 +162,4 @@ def test_every_operation_answers_as_documented_at_length(
     schema.config.generation.update(deterministic=False)
     found, called = failures_of(schema)
     assert found == [], "\n".join(found)
-    assert called == _every_operation(schema)
+    assert _every_operation(schema) <= called
