@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import ebox.accounts.models
 import ebox.admin.models
 import ebox.alerts.models
+import ebox.api.models
 import ebox.applications.models
 import ebox.audit.models
 import ebox.events.models
@@ -28,6 +29,7 @@ from ebox.accounts.sessions import load_session
 from ebox.accounts.views import bp as accounts_bp
 from ebox.admin.views import bp as admin_bp
 from ebox.api.blueprint import bp as api_bp
+from ebox.api.submission import PUBLISH_PATH, max_body_bytes
 from ebox.applications.views import bp as applications_bp
 from ebox.cli import ebox_group
 from ebox.config import MAX_FORM_BYTES, Settings
@@ -81,8 +83,10 @@ def create_app(settings: Settings | None = None, **flask_overrides: Any) -> Flas
 def body_limit(settings: Settings, path: str) -> int:
     """The most bytes a request body may have: SOAP envelopes and REST publications carry
     documents, forms are small."""
-    if path.startswith("/soap/") or path == "/api/v1/messages":
+    if path.startswith("/soap/"):
         return settings.soap_max_request_bytes
+    if path == PUBLISH_PATH:
+        return max_body_bytes(settings)
     return MAX_FORM_BYTES
 
 

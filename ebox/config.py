@@ -246,6 +246,10 @@ class Settings:
     email_code_attempts: int = setting(5, "wrong tries before a code is burnt")
     inbox_page_size: int = setting(20, "documents per inbox page")
     max_document_bytes: int = setting(10 * 1024 * 1024, "largest document accepted")
+    max_message_bytes: int = setting(
+        40 * 1024 * 1024,
+        "largest total of a message's documents (its main document and attachments together)",
+    )
     # A 10 MB document in base64 is 13.4 MB.
     soap_max_request_bytes: int = setting(
         16 * 1024 * 1024, "largest SOAP request read; larger ones are refused before parsing"

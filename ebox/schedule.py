@@ -83,6 +83,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic("wss-seen-requests", "ebox.soap.jobs.forget_expired_requests", every(10)),
         Periodic("webhooks", "ebox.webhooks.jobs.deliver_due", every(1)),
         Periodic("old-events", "ebox.events.jobs.forget_old_events", every(60)),
+        Periodic("api-idempotency-keys", "ebox.api.jobs.forget_old_idempotency_keys", every(60)),
     ]
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import struct
+import zlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from flask.testing import FlaskClient
@@ -13,7 +16,7 @@ from ebox.db_types import utcnow
 from ebox.demo.pdf import make_pdf
 from ebox.extensions import db
 from ebox.mailbox.models import Document
-from ebox.mailbox.publication import Publication, publish_document
+from ebox.mailbox.publication import Publication, SubmittedAttachment, publish
 from ebox.senders.models import MessageType, Sender
 
 _numbers = itertools.count(1)
@@ -90,9 +93,10 @@ def create_document(
     is_registered: bool = False,
     file_name: str = "statement.pdf",
     language: str = "en",
+    attachments: Sequence[SubmittedAttachment] = (),
     commit: bool = True,
 ) -> Document:
-    """Publish a document through publish_document(), as the SOAP service will."""
+    """Publish a document through publish(), as the SOAP service and the REST API will."""
     message_type = message_type or create_message_type()
     number = recipient if isinstance(recipient, str) else recipient.national_number
     publication = Publication(
@@ -108,10 +112,28 @@ def create_document(
         expires_at=expires_at or utcnow() + timedelta(days=30),
         is_registered=is_registered,
     )
-    document = publish_document(publication, content or make_pdf(title, ["Test document"]))
+    content = content or make_pdf(title, ["Test document"])
+    document = publish(publication, content, attachments).document
     if commit:
         db.session.commit()
     return document
+
+
+def make_png(width: int = 2, height: int = 2) -> bytes:
+    """A small, valid grey PNG image (an attachment's content)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    pixels = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(pixels))
+        + chunk(b"IEND", b"")
+    )
 
 
 def login(client: FlaskClient, citizen: Citizen) -> WebSession:

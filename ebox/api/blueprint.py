@@ -111,4 +111,4 @@ def _audit_refusal(problem: ApiProblem) -> None:
 
 
 # The views: imported last, as they attach their routes to bp.
-from . import events, messages, views  # noqa: E402, F401
+from . import citizens, events, evidence, messages, publication, views  # noqa: E402, F401

@@ -15,6 +15,7 @@ from flask import Response, request
 from werkzeug.exceptions import HTTPException
 
 from ebox import outages
+from ebox.mailbox import content_rules
 from ebox.soap import faults
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ AUDIENCE_INVALID = "AUDIENCE_INVALID"
 CLIENT_MISMATCH = "CLIENT_MISMATCH"  # iss/sub are not the enterprise number of the key's sender
 GRANT_TYPE_UNSUPPORTED = "GRANT_TYPE_UNSUPPORTED"
 RATE_LIMITED = "RATE_LIMITED"
+IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"  # the same key with another request
 
 _TITLES = {
     400: "Bad Request",
@@ -91,6 +93,7 @@ _STATUS_OF_CODE = {
     faults.MESSAGE_NOT_FOUND: 404,
     faults.DUPLICATE_MESSAGE_ID: 409,
     faults.DOCUMENT_TOO_LARGE: 413,
+    content_rules.MESSAGE_TOO_LARGE: 413,
     faults.REQUEST_TOO_LARGE: 413,
     faults.PROOF_NOT_READY: 409,
     faults.SERVICE_UNAVAILABLE: 503,
@@ -104,6 +107,7 @@ _STATUS_OF_CODE = {
     METHOD_NOT_ALLOWED: 405,
     UNSUPPORTED_MEDIA_TYPE: 415,
     RATE_LIMITED: 429,
+    IDEMPOTENCY_KEY_REUSED: 409,
 }
 
 

@@ -99,6 +99,7 @@ def message_identity(facts: EvidenceFacts) -> tuple[object, ...]:
         facts.sender_ticket,
         facts.sender_sequence,
         facts.submission_time,
+        tuple((attachment.position, attachment.sha256) for attachment in facts.attachments),
     )
 
 

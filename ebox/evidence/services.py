@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from rq import Retry
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import load_only
 
 from ebox import transactions
 from ebox.config import current_settings
@@ -140,6 +141,10 @@ def record_evidence(
             sender_certificate_sha256=sender_certificate_sha256,
             available_until=document.expires_at,
             sealing_time=utcnow(),
+            attachments=tuple(
+                xml.AttachmentDigest(row.position, row.file_name, row.sha256)
+                for row in document.attachments
+            ),
         ),
         platform_seal(),
         tsa_url=settings.tsa_url or None,
@@ -188,6 +193,24 @@ def chain_of(document_id: uuid.UUID) -> list[Evidence]:
             select(Evidence).where(Evidence.document_id == document_id).order_by(Evidence.position)
         )
     )
+
+
+def event_chains(document_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Evidence]]:
+    """Every document's evidence in chain order, in one query, without the XML itself."""
+    chains: dict[uuid.UUID, list[Evidence]] = {}
+    if not document_ids:
+        return chains
+    rows = db.session.scalars(
+        select(Evidence)
+        .options(
+            load_only(Evidence.document_id, Evidence.event, Evidence.event_at, Evidence.sha256)
+        )
+        .where(Evidence.document_id.in_(document_ids))
+        .order_by(Evidence.document_id, Evidence.position)
+    )
+    for item in rows:
+        chains.setdefault(item.document_id, []).append(item)
+    return chains
 
 
 def latest_proof(document_id: uuid.UUID) -> DeliveryProof | None:

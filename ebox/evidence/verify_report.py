@@ -59,6 +59,10 @@ class Report:
                 f"to {first.recipient_national_number} "
                 f"(document SHA-256 {first.document_sha256}):"
             )
+            lines += [
+                f"    with attachment {attachment.position} SHA-256 {attachment.sha256}"
+                for attachment in first.attachments
+            ]
             for item in self.evidence:
                 facts = item.facts
                 stamped = f", timestamped {utc(item.timestamp)}" if item.timestamp else ""

@@ -14,6 +14,10 @@ the recipient's behalf, under a mandate eBox checked at that moment. The recipie
 addressee; the login sealed is then the representative's own, under Representative, not under
 Recipient. An opening by the recipient has no Representative element at all.
 
+A message with attachments (schema 1.2) has one AttachmentDigest per attachment after its
+DocumentDigest, in the sender's order, naming its Position and FileName: the evidence covers
+every document of the message. A message without attachments is sealed exactly as before.
+
 With a timestamp authority configured, the signature itself is timestamped (RFC 3161): the
 token's message imprint is SHA-256 over the signature value, that is the bytes of the base64-
 decoded ds:SignatureValue text (whitespace ignored). The DER token, base64, sits in
@@ -97,6 +101,15 @@ class Representative:
 
 
 @dataclass(frozen=True)
+class AttachmentDigest:
+    """One attachment of the message, as its evidence names it (schema 1.2)."""
+
+    position: int
+    file_name: str | None
+    sha256: str
+
+
+@dataclass(frozen=True)
 class EvidenceFacts:
     """Everything an evidence states; nothing about the document's content but its digest."""
 
@@ -130,6 +143,8 @@ class EvidenceFacts:
     # (recipient_authentication is then None: the recipient did not log in).
     representative: Representative | None = None
     representative_authentication: RecipientAuthentication | None = None
+    # The message's further documents, after the main one (none: no element at all).
+    attachments: tuple[AttachmentDigest, ...] = ()
 
 
 class EventAfterSealing(ValueError):
@@ -187,6 +202,8 @@ def build_and_seal(
     if facts.document_file_name is not None:
         _add(message, "FileName", facts.document_file_name)
     _add(message, "DocumentDigest", facts.document_sha256).set("Algorithm", SHA256_URI)
+    for attachment in facts.attachments:
+        _add_attachment(message, attachment)
     if facts.available_until is not None:
         _add(message, "AvailableUntil", _utc(facts.available_until))
     if facts.previous_evidence_sha256 is not None:
@@ -287,7 +304,19 @@ def read_facts(evidence_xml: bytes) -> EvidenceFacts:
         representative_authentication=None
         if representative is None
         else _read_authentication(representative.find("ev:Authentication", NAMESPACES)),
+        attachments=_read_attachments(root),
     )
+
+
+def _read_attachments(root: etree._Element) -> tuple[AttachmentDigest, ...]:
+    nodes = root.iterfind("ev:Message/ev:AttachmentDigest", NAMESPACES)
+    try:
+        return tuple(
+            AttachmentDigest(int(node.get("Position", "")), node.get("FileName"), node.text or "")
+            for node in nodes
+        )
+    except ValueError:
+        raise EvidenceFormatError("an AttachmentDigest has no Position") from None
 
 
 def _read_authentication(login: etree._Element | None) -> RecipientAuthentication | None:
@@ -417,6 +446,14 @@ def _add_representative(
         _add(mandate, "Scope", person.mandate_scope)
     if person.mandate_valid_until is not None:
         _add(mandate, "ValidUntil", _utc(person.mandate_valid_until))
+
+
+def _add_attachment(message: etree._Element, attachment: AttachmentDigest) -> None:
+    node = _add(message, "AttachmentDigest", attachment.sha256)
+    node.set("Algorithm", SHA256_URI)
+    node.set("Position", str(attachment.position))
+    if attachment.file_name:
+        node.set("FileName", attachment.file_name)
 
 
 def _add_authentication(parent: etree._Element, login: RecipientAuthentication) -> None:

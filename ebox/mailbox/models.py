@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, Uuid, text
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ebox.accounts.models import MAX_IP_LENGTH, MAX_USER_AGENT_LENGTH, Citizen
@@ -130,10 +130,48 @@ class Document(Model):
 
     sender: Mapped[Sender] = relationship()
     message_type: Mapped[MessageType] = relationship()
+    # Loaded only when asked for (the document page, the evidence): the inbox never reads them.
+    attachments: Mapped[list[Attachment]] = relationship(
+        order_by="Attachment.position", viewonly=True
+    )
 
     def is_available(self, now: datetime) -> bool:
         """Shown to the citizen: not deleted and not past its expiry (even before the purge)."""
         return self.deleted_at is None and self.expires_at > now
+
+
+class Attachment(Model):
+    """A further file of a message, after its main document (decision 0027).
+
+    Stored and encrypted exactly like the document's content, each under its own data key. The
+    purge erases the name and key with the document's, then removes the object and the row.
+    """
+
+    __tablename__ = "attachments"
+    __table_args__ = (
+        UniqueConstraint("document_id", "position"),
+        # Master key rotation walks each key's attachments in id order, like the documents'.
+        Index(
+            "ix_attachments_content_key",
+            "content_key_id",
+            "id",
+            postgresql_where=text("content_key_id IS NOT NULL"),
+            sqlite_where=text("content_key_id IS NOT NULL"),
+        ),
+        # The orphan pass asks which stored objects an attachment names.
+        Index("ix_attachments_storage_key", "storage_key"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    document_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    position: Mapped[int]  # 1 to 10, in the order the sender gave them
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str | None] = mapped_column(String(200))
+    content_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    content_key_id: Mapped[str | None] = mapped_column(String(50))
 
 
 class DocumentAccessEvent(Model):

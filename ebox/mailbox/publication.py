@@ -8,11 +8,9 @@ document's first evidence is sealed in the same transaction (ebox.evidence.servi
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import io
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, BinaryIO, cast
@@ -30,11 +28,39 @@ from ebox.events.models import MESSAGE_PUBLISHED
 from ebox.evidence import services as evidence
 from ebox.evidence.xml import CONTENT_CONSIGNMENT, SUBMISSION_ACCEPTANCE
 from ebox.extensions import db
+from ebox.mailbox.attachments import (
+    CheckedAttachment,
+    SubmittedAttachment,
+    check_attachments,
+    same_attachments,
+    store_attachments,
+    store_for_transaction,
+)
+from ebox.mailbox.content_rules import (  # noqa: F401 (the codes and rules, for every caller)
+    ATTACHMENT_TYPE_REFUSED,
+    DIGEST_ALGORITHMS,
+    DIGEST_MISMATCH,
+    DOCUMENT_TOO_LARGE,
+    DUPLICATE_MESSAGE_ID,
+    EXPIRATION_OUT_OF_BOUNDS,
+    INVALID_FIELD,
+    INVALID_NATIONAL_NUMBER,
+    MESSAGE_TOO_LARGE,
+    MESSAGE_TYPE_UNKNOWN,
+    NOT_A_PDF,
+    PDF_MAGIC,
+    SENDER_SUSPENDED,
+    TOO_MANY_ATTACHMENTS,
+    Digest,
+    PublicationRefused,
+    check_digest,
+    is_pdf,
+    sha256_hex,
+)
 from ebox.mailbox.models import Document
 from ebox.senders import directory
 from ebox.senders.models import MessageType, Sender
-from ebox.storage.services import StoredContent, delete_content, store_content
-from ebox.transactions import after_rollback
+from ebox.storage.services import StoredContent, delete_content
 from ebox.webhooks.requests import request_deliveries_after_commit
 
 log = logging.getLogger(__name__)
@@ -42,8 +68,6 @@ log = logging.getLogger(__name__)
 MAX_TITLE_LENGTH = 400
 MAX_TICKET_LENGTH = 25
 MAX_SEQUENCE = 99999
-PDF_MAGIC = b"%PDF-"
-DIGEST_ALGORITHMS = {"SHA-256": "sha256", "SHA-512": "sha512"}
 # The columns of the MessageID's unique index (uq_documents_sender_message_id).
 _MESSAGE_ID_INDEX = ("sender_id", "sender_ticket", text("coalesce(sender_sequence, -1)"))
 _documents = cast(Table, Document.__table__)
@@ -63,34 +87,6 @@ _INSERT_DOCUMENT = (
         .scalar_subquery(),
     )
 )
-
-# Why a publication is refused: ebox.soap.faults answers each with the Fault code of the same name.
-INVALID_NATIONAL_NUMBER = "INVALID_NATIONAL_NUMBER"
-SENDER_SUSPENDED = "SENDER_SUSPENDED"
-MESSAGE_TYPE_UNKNOWN = "MESSAGE_TYPE_UNKNOWN"
-INVALID_FIELD = "INVALID_FIELD"  # language, title, ticket or sequence out of their bounds
-NOT_A_PDF = "NOT_A_PDF"
-DOCUMENT_TOO_LARGE = "DOCUMENT_TOO_LARGE"
-DIGEST_MISMATCH = "DIGEST_MISMATCH"
-EXPIRATION_OUT_OF_BOUNDS = "EXPIRATION_OUT_OF_BOUNDS"
-DUPLICATE_MESSAGE_ID = "DUPLICATE_MESSAGE_ID"
-
-
-class PublicationRefused(ValueError):
-    """A document cannot be published. `code` is stable (faults use it), the message explains."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Digest:
-    """The digest a sender computed over the content: the algorithm name and the raw bytes."""
-
-    algorithm: str  # a key of DIGEST_ALGORITHMS
-    value: bytes
 
 
 @dataclass(frozen=True)
@@ -158,22 +154,30 @@ def publish_document(publication: Publication, content: BinaryIO | bytes) -> Doc
     return publish(publication, content).document
 
 
-def publish(publication: Publication, content: BinaryIO | bytes) -> Published:
+def publish(
+    publication: Publication,
+    content: BinaryIO | bytes,
+    attachments: Sequence[SubmittedAttachment] = (),
+) -> Published:
     """publish_document(), also telling whether the document is new or an identical retry.
 
+    attachments: the message's further files after its main document (content), in order.
     Every check runs before anything is stored, so a refusal (PublicationRefused) leaves nothing
-    behind. An accepted document's stored object is removed again if the transaction rolls back.
+    behind. An accepted message's stored objects are removed again if the transaction rolls back.
     """
     settings = current_settings()
     recipient = _check(publication, settings)
     data = _read_checked_content(content, publication.digest, settings)
-    sha256 = _sha256_hex(data, publication.digest)
+    checked = check_attachments(attachments, main_size=len(data), settings=settings)
+    sha256 = sha256_hex(data, publication.digest)
+    message = _Message(publication, recipient, data, sha256, checked)
     if db.engine.dialect.name == "postgresql":
-        published = _insert_or_find(publication, recipient, data, sha256)
+        published = _insert_or_find(message)
     else:
-        published = _find_or_insert(publication, recipient, data, sha256)
+        published = _find_or_insert(message)
     document = published.document
     if published.is_new:
+        store_attachments(document, checked)
         # In the same transaction: the event exists exactly when the document does.
         events.record_event(
             sender_id=document.sender_id,
@@ -197,34 +201,44 @@ def publish(publication: Publication, content: BinaryIO | bytes) -> Published:
     return published
 
 
-def _insert_or_find(
-    publication: Publication, recipient: str, data: bytes, sha256: str
-) -> Published:
+@dataclass(frozen=True)
+class _Message:
+    """A publication whose every rule is met: what is stored, or compared with a retry."""
+
+    publication: Publication
+    recipient: str  # normalised
+    data: bytes
+    sha256: str
+    attachments: Sequence[CheckedAttachment]
+
+
+def _insert_or_find(message: _Message) -> Published:
     """PostgreSQL: one INSERT, which the MessageID's unique index stops for a retry or for a
     twin published concurrently (it waits for the twin's transaction to end). The content is
-    stored first, as the row names it: a retry's copy is removed again at once."""
-    stored = _store(data)
-    values = _document_values(publication, recipient, stored)
+    stored first, as the row names it: a retry's copy is removed again at once. Attachments are
+    stored only once the row is in."""
+    stored = store_for_transaction(message.data)
+    values = _document_values(message.publication, message.recipient, stored)
     # The Core connection of the session's transaction: half the cost of the ORM session.
     connection = db.session.connection()
-    inserted = connection.execute(_INSERT_DOCUMENT, values | {"recipient": recipient}).first()
+    recipient = {"recipient": message.recipient}
+    inserted = connection.execute(_INSERT_DOCUMENT, values | recipient).first()
     if inserted is not None:
         return Published(_loaded(values), is_new=True, recipient_is_activated=bool(inserted[1]))
     delete_content(stored.storage_key)
-    existing = _find_by_message_id(publication)
+    existing = _find_by_message_id(message.publication)
     if existing is None:  # the twin's row was in the index, so it is committed and visible now
         raise RuntimeError("a MessageID conflicted with a document that cannot be found")
-    return Published(_same_or_refuse(existing, publication, recipient, sha256), is_new=False)
+    return Published(_same_or_refuse(existing, message), is_new=False)
 
 
-def _find_or_insert(
-    publication: Publication, recipient: str, data: bytes, sha256: str
-) -> Published:
+def _find_or_insert(message: _Message) -> Published:
     """SQLite has a single writer: a concurrent twin fails at commit and its retry finds us."""
-    existing = _find_by_message_id(publication)
+    existing = _find_by_message_id(message.publication)
     if existing is not None:
-        return Published(_same_or_refuse(existing, publication, recipient, sha256), is_new=False)
-    document = Document(**_document_values(publication, recipient, _store(data)))
+        return Published(_same_or_refuse(existing, message), is_new=False)
+    stored = store_for_transaction(message.data)
+    document = Document(**_document_values(message.publication, message.recipient, stored))
     db.session.add(document)
     db.session.flush()
     return Published(document, is_new=True)
@@ -236,20 +250,6 @@ def _loaded(values: dict[str, Any]) -> Document:
     make_transient_to_detached(document)
     db.session.add(document)
     return document
-
-
-def _sha256_hex(data: bytes, checked: Digest | None) -> str:
-    """The content's SHA-256; the sender's, once checked equal, rather than computed again."""
-    if checked is not None and checked.algorithm == "SHA-256":
-        return checked.value.hex()
-    return hashlib.sha256(data).hexdigest()
-
-
-def _store(data: bytes) -> StoredContent:
-    stored = store_content(data)
-    # If the transaction does not commit, the stored object must not outlive it.
-    after_rollback(lambda: delete_content(stored.storage_key))
-    return stored
 
 
 def _document_values(
@@ -328,43 +328,16 @@ def _read_checked_content(
             DOCUMENT_TOO_LARGE, f"The document is larger than the {limit} bytes accepted."
         )
     if digest is not None:
-        _check_digest(data, digest)
+        check_digest(data, digest)
     if not is_pdf(data):
         raise PublicationRefused(NOT_A_PDF, "The document is not a readable PDF file.")
     return data
 
 
-def _check_digest(data: bytes, digest: Digest) -> None:
-    name = DIGEST_ALGORITHMS.get(digest.algorithm)
-    if name is None:
-        raise PublicationRefused(
-            DIGEST_MISMATCH, "The digest algorithm must be SHA-256 or SHA-512."
-        )
-    if not hmac.compare_digest(hashlib.new(name, data).digest(), digest.value):
-        raise PublicationRefused(
-            DIGEST_MISMATCH, f"The {digest.algorithm} digest does not match the document content."
-        )
-
-
-def is_pdf(data: bytes) -> bool:
-    """A PDF header and a file pyHanko's reader can open, with a catalog and at least one page."""
-    if not data.startswith(PDF_MAGIC):
-        return False
-    # Imported here: the reader is needed only when a document arrives.
-    from pyhanko.pdf_utils.reader import PdfFileReader
-
-    try:
-        reader = PdfFileReader(io.BytesIO(data), strict=False)
-        pages = reader.root["/Pages"]
-        return int(pages["/Count"]) >= 1
-    except Exception:  # whatever a malformed file makes the parser raise, it is not a PDF
-        return False
-
-
-def _same_or_refuse(
-    existing: Document, publication: Publication, recipient: str, sha256: str
-) -> Document:
-    """A retry must repeat the message exactly (its expiry aside); anything else is refused."""
+def _same_or_refuse(existing: Document, message: _Message) -> Document:
+    """A retry must repeat the message exactly (its expiry aside), attachments included;
+    anything else is refused."""
+    publication = message.publication
     if existing.deleted_at is not None:
         # Its title and name are erased, so "the same" cannot be told; it is gone anyway.
         raise PublicationRefused(
@@ -373,14 +346,15 @@ def _same_or_refuse(
             "Ticket or Sequence.",
         )
     same = (
-        existing.recipient_national_number == recipient
+        existing.recipient_national_number == message.recipient
         and existing.message_type_id == publication.message_type.id
-        and existing.sha256 == sha256
+        and existing.sha256 == message.sha256
         and existing.title == publication.title
         and existing.language == publication.language
         and (existing.body_text or None) == (publication.body_text or None)
         and existing.file_name == publication.file_name
         and existing.is_registered == publication.is_registered
+        and same_attachments(existing, message.attachments)
     )
     if not same:
         raise PublicationRefused(

@@ -34,7 +34,7 @@ from sqlalchemy.orm import joinedload
 
 from ebox.accounts.models import Citizen
 from ebox.extensions import db
-from ebox.mailbox.models import Document, DocumentAccessEvent
+from ebox.mailbox.models import Attachment, Document, DocumentAccessEvent
 from ebox.senders.models import Sender
 
 T = TypeVar("T")
@@ -398,6 +398,15 @@ def find_document(document_id: uuid.UUID) -> Document | None:
     Its sender and message type come in the same statement (every page of it shows them)."""
     loaded = [joinedload(Document.sender), joinedload(Document.message_type)]
     return db.session.get(Document, document_id, options=loaded)
+
+
+def find_attachment(document: Document, position: int) -> Attachment | None:
+    """The document's attachment at this position (1 for the first), if it has one."""
+    return db.session.scalars(
+        select(Attachment).where(
+            Attachment.document_id == document.id, Attachment.position == position
+        )
+    ).first()
 
 
 def access_history(citizen: Citizen, *, number: int, size: int) -> Page[DocumentAccessEvent]:

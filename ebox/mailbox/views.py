@@ -62,6 +62,7 @@ ACTION_LABELS = {
     services.ACTION_HIDDEN: _l("You moved the document to the archive"),
     services.ACTION_UNHIDDEN: _l("You moved the document back to the inbox"),
     services.ACTION_RECEIPT_CONFIRMED: _l("You opened the registered letter and confirmed receipt"),
+    services.ACTION_ATTACHMENT_DOWNLOADED: _l("You downloaded an attachment"),
 }
 # What a trusted person did for the citizen (reading only: they never archive).
 REPRESENTATIVE_LABELS = {
@@ -73,7 +74,20 @@ REPRESENTATIVE_LABELS = {
     services.ACTION_RECEIPT_CONFIRMED: _l(
         "%(name)s, your trusted person, opened the registered letter and confirmed receipt"
     ),
+    services.ACTION_ATTACHMENT_DOWNLOADED: _l(
+        "%(name)s, your trusted person, downloaded an attachment"
+    ),
 }
+# How the document page names an attachment's type (ebox.mailbox.content_rules allows these).
+MEDIA_TYPE_LABELS = {
+    PDF: _l("PDF document"),
+    "image/png": _l("PNG image"),
+    "image/jpeg": _l("JPEG image"),
+    "text/csv": _l("CSV table"),
+    "text/plain": _l("Text file"),
+}
+# A downloaded attachment is never run as a page, whatever a browser makes of it.
+ATTACHMENT_CONTENT_SECURITY_POLICY = "default-src 'none'; sandbox"
 
 
 def _page_number() -> int:
@@ -197,6 +211,7 @@ def document(document_id: uuid.UUID) -> ResponseReturnValue:
         is_pdf=document.media_type == PDF,
         show_pdf_here=show_pdf_here,
         view=VIEW_DOCUMENT,
+        media_type_labels=MEDIA_TYPE_LABELS,
     )
 
 
@@ -249,16 +264,45 @@ def content(document_id: uuid.UUID) -> ResponseReturnValue:
     services.mark_read(document=document)
     action = services.ACTION_VIEWED_INLINE if is_inline else services.ACTION_DOWNLOADED
     _record(document, action)
-    return _file_response(stream, document, is_inline=is_inline)
-
-
-def _file_response(stream: Any, document: Document, *, is_inline: bool) -> Response:
     # Only a PDF is served as what it is; anything else is opaque bytes to save, never to render.
+    mimetype = PDF if document.media_type == PDF else "application/octet-stream"
+    return _file_response(stream, document.file_name, mimetype=mimetype, is_inline=is_inline)
+
+
+@bp.get("/documents/<uuid:document_id>/attachments/<int:position>")
+@login_required
+def attachment(document_id: uuid.UUID, position: int) -> ResponseReturnValue:
+    """An attachment, always as a download: the same rules as the document's own content."""
+    document = _own_document(document_id)
+    if services.needs_receipt_confirmation(document):
+        return render_template("mailbox/receipt_required.html", document=document), 403
+    found = queries.find_attachment(document, position)
+    if found is None or not (found.storage_key and found.content_key and found.content_key_id):
+        abort(404)
+    stream = open_content(
+        storage_key=found.storage_key,
+        content_key=found.content_key,
+        content_key_id=found.content_key_id,
+    )
+    services.mark_read(document=document)
+    _record(document, services.ACTION_ATTACHMENT_DOWNLOADED)
+    # Allowed types only (checked at publication), and never rendered here: a download.
+    mimetype = (
+        found.media_type if found.media_type in MEDIA_TYPE_LABELS else "application/octet-stream"
+    )
+    response = _file_response(stream, found.file_name, mimetype=mimetype, is_inline=False)
+    response.headers["Content-Security-Policy"] = ATTACHMENT_CONTENT_SECURITY_POLICY
+    return response
+
+
+def _file_response(
+    stream: Any, file_name: str | None, *, mimetype: str, is_inline: bool
+) -> Response:
     response = send_file(
         stream,
-        mimetype=PDF if document.media_type == PDF else "application/octet-stream",
+        mimetype=mimetype,
         as_attachment=not is_inline,
-        download_name=download_name(document.file_name),
+        download_name=download_name(file_name),
         conditional=False,
         etag=False,
     )

@@ -2,10 +2,12 @@
 
 A document is deleted in two committed steps. First its row is reduced to the minimal record
 (ids, dates, digest, status): title, body, file name and the wrapped content key are erased and
-deleted_at is set, which makes the content unreadable at once (the key that opens it is gone).
-The storage key stays as a marker that the object is still to be removed. Then the objects are
-removed and the markers cleared. A crash in between leaves markers that the next run finishes
-first; an object that no row names at all (a crash while publishing) is found by the orphan pass.
+deleted_at is set, which makes the content unreadable at once (the key that opens it is gone);
+its attachments' names and keys go in the same transaction. The storage key stays as a marker
+that the objects are still to be removed. Then the objects (the document's and its attachments')
+are removed, the attachments' rows deleted and the markers cleared. A crash in between leaves
+markers that the next run finishes first; an object that no row names at all (a crash while
+publishing) is found by the orphan pass, which knows the attachments' objects too.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, delete, func, select, tuple_, update
 
 from ebox import metrics, transactions
 from ebox.db_types import utcnow
@@ -27,7 +29,7 @@ from ebox.evidence.services import NOT_RETRIEVED, record_evidence
 from ebox.evidence.timestamp import TimestampError
 from ebox.evidence.xml import CLOCK_SKEW, CONTENT_HANDOVER_FAILURE
 from ebox.extensions import db
-from ebox.mailbox.models import Document
+from ebox.mailbox.models import Attachment, Document
 from ebox.storage.services import delete_content, delete_contents, list_storage_keys, stored_at
 
 log = logging.getLogger(__name__)
@@ -147,6 +149,11 @@ def _reduce_to_minimal_records(document_ids: list[uuid.UUID], now: datetime) -> 
             content_key_id=None,
         )
     )
+    db.session.execute(
+        update(Attachment)
+        .where(Attachment.document_id.in_(document_ids))
+        .values(file_name=None, content_key=None, content_key_id=None)
+    )
 
 
 def _moment_not_in_the_future(moment: datetime | None) -> datetime:
@@ -220,15 +227,28 @@ def _remove_marked_objects(batch_size: int) -> int:
         if not marked:
             return removed
         after = marked[-1].id
+        document_ids = [document_id for document_id, _ in marked]
+        attached = _attachment_objects(document_ids)
         # Idempotent: a missing object is fine (a run killed here removes them again).
-        delete_contents([str(storage_key) for _, storage_key in marked])
+        delete_contents([str(storage_key) for _, storage_key in marked] + attached)
+        db.session.execute(delete(Attachment).where(Attachment.document_id.in_(document_ids)))
         db.session.execute(
-            update(Document)
-            .where(Document.id.in_([document_id for document_id, _ in marked]))
-            .values(storage_key=None)
+            update(Document).where(Document.id.in_(document_ids)).values(storage_key=None)
         )
         transactions.commit()
-        removed += len(marked)
+        removed += len(marked) + len(attached)
+
+
+def _attachment_objects(document_ids: list[uuid.UUID]) -> list[str]:
+    """The stored objects of these deleted documents' attachments."""
+    return [
+        str(storage_key)
+        for storage_key in db.session.scalars(
+            select(Attachment.storage_key).where(
+                Attachment.document_id.in_(document_ids), Attachment.storage_key.is_not(None)
+            )
+        )
+    ]
 
 
 def _remove_counted(batch_size: int) -> int:
@@ -243,7 +263,11 @@ def remove_orphan_objects(now: datetime | None = None) -> int:
     removed = 0
     for page in _pages(list_storage_keys(), ORPHAN_PAGE):
         known = set(
-            db.session.scalars(select(Document.storage_key).where(Document.storage_key.in_(page)))
+            db.session.scalars(
+                select(Document.storage_key)
+                .where(Document.storage_key.in_(page))
+                .union_all(select(Attachment.storage_key).where(Attachment.storage_key.in_(page)))
+            )
         )
         db.session.rollback()  # read only; keep no transaction open while listing the store
         for key in page:

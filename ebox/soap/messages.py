@@ -19,15 +19,18 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from lxml import etree
-from sqlalchemy import or_, select
 
-from ebox import national_number
-from ebox.accounts.models import Citizen
-from ebox.audit.services import Actor, record_event
 from ebox.evidence.timestamp import TimestampError
-from ebox.extensions import db
 from ebox.mailbox import publication
 from ebox.mailbox.models import Document
+from ebox.mailbox.sender_messages import (  # noqa: F401 (the services share them)
+    Accepted,
+    MessageQuery,
+    is_activated,
+    match,
+    own_documents,
+    publish_audited,
+)
 from ebox.senders.models import MessageType, Sender
 from ebox.soap import faults
 from ebox.soap.binary import plain_base64
@@ -111,14 +114,6 @@ def _base64(value: str | None) -> bytes:
 # --- publishing -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Accepted:
-    """A publication accepted (or an identical retry), and what its answer tells the sender."""
-
-    document: Document
-    citizen_activated: bool
-
-
 def publish(request: etree._Element, caller: Caller, *, is_registered: bool) -> Accepted:
     """Publish what a validated publication request describes, audited; refusals as Faults."""
     sender = caller.sender
@@ -127,7 +122,7 @@ def publish(request: etree._Element, caller: Caller, *, is_registered: bool) -> 
             _publication(request, sender, is_registered=is_registered),
             sender_certificate_sha256=caller.certificate_sha256,
         )
-        published = publication.publish(submitted, _base64(text_of(request, *DOCUMENT_CONTENT)))
+        return publish_audited(submitted, _base64(text_of(request, *DOCUMENT_CONTENT)))
     except publication.PublicationRefused as refusal:
         code = _REFUSAL_TO_FAULT.get(refusal.code, refusal.code)
         raise SoapFault(code, refusal.message) from None
@@ -139,12 +134,6 @@ def publish(request: etree._Element, caller: Caller, *, is_registered: bool) -> 
             "The timestamp authority that registered mail's evidence needs did not answer; "
             "nothing was published. Try again later.",
         ) from None
-    document = published.document
-    _audit_publication(sender, document, is_new=published.is_new)
-    activated = published.recipient_is_activated
-    if activated is None:
-        activated = is_activated(document.recipient_national_number)
-    return Accepted(document, activated)
 
 
 def _publication(
@@ -178,43 +167,14 @@ def _message_type(sender: Sender, code: str) -> MessageType:
         raise SoapFault(faults.MESSAGE_TYPE_UNKNOWN, refusal.message) from None
 
 
-def is_activated(number: str) -> bool:
-    """CitizenActivated: one column read, no citizen loaded (every publication answers it)."""
-    activated = db.session.scalar(
-        select(
-            Citizen.conditions_accepted_at.is_not(None) & Citizen.email_confirmed_at.is_not(None)
-        ).where(Citizen.national_number == number)
-    )
-    return bool(activated)
-
-
-def _audit_publication(sender: Sender, document: Document, *, is_new: bool) -> None:
-    record_event(
-        Actor("sender", str(sender.id)),
-        "document.published",
-        "document",
-        document.id,
-        {
-            "ticket": document.sender_ticket,
-            "sequence": document.sender_sequence,
-            "message_type_id": document.message_type_id,
-            "recipient": national_number.mask(document.recipient_national_number),
-            "size_bytes": document.size_bytes,
-            "registered": document.is_registered,
-            "repeated": not is_new,
-        },
-    )
-
-
 # --- finding a sender's messages ------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Query:
+class Query(MessageQuery):
+    """A Query element of a status request, and the message it asks for."""
+
     node: etree._Element
-    document_id: uuid.UUID | None
-    ticket: str | None
-    sequence: int | None
 
 
 def queries_of(request: etree._Element) -> list[Query]:
@@ -228,32 +188,9 @@ def queries_of(request: etree._Element) -> list[Query]:
 def _query(node: etree._Element) -> Query:
     document_id = text_of(node, "EboxMessageId")
     if document_id is not None:
-        return Query(node, uuid.UUID(document_id), None, None)
+        return Query(uuid.UUID(document_id), None, None, node)
     ticket, sequence = read_message_id(find(node, "MessageID"))
-    return Query(node, None, ticket, sequence)
-
-
-def own_documents(sender: Sender, queries: list[Query]) -> list[Document]:
-    """Only this sender's documents: another's id is answered exactly like a missing one."""
-    ids = [q.document_id for q in queries if q.document_id is not None]
-    tickets = [q.ticket for q in queries if q.ticket is not None]
-    if not ids and not tickets:
-        return []
-    statement = select(Document).where(
-        Document.sender_id == sender.id,
-        or_(Document.id.in_(ids), Document.sender_ticket.in_(tickets)),
-    )
-    return list(db.session.scalars(statement))
-
-
-def match(query: Query, documents: list[Document]) -> Document | None:
-    for document in documents:
-        if query.document_id is not None:
-            if document.id == query.document_id:
-                return document
-        elif (document.sender_ticket, document.sender_sequence) == (query.ticket, query.sequence):
-            return document
-    return None
+    return Query(None, ticket, sequence, node)
 
 
 def copy_query(query: etree._Element) -> etree._Element:

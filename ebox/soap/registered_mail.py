@@ -12,8 +12,6 @@ import base64
 import uuid
 
 from lxml import etree
-from sqlalchemy import select
-from sqlalchemy.orm import load_only
 
 from ebox.evidence import services as evidence
 from ebox.evidence.models import Evidence
@@ -86,7 +84,7 @@ def get_registered_mail_status(request: etree._Element, caller: Caller | None) -
     documents = [
         document for document in messages.own_documents(sender, queries) if document.is_registered
     ]
-    chains = _chains([document.id for document in documents])
+    chains = evidence.event_chains([document.id for document in documents])
     proofs = evidence.latest_proof_versions([document.id for document in documents])
     answer = _element("getRegisteredMailStatusResponse")
     for query in queries:
@@ -114,22 +112,6 @@ def get_registered_mail_status(request: etree._Element, caller: Caller | None) -
                 node.append(_element("ProofVersion", proofs[document.id]))
         answer.append(node)
     return answer
-
-
-def _chains(document_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Evidence]]:
-    """Every document's evidence in chain order, in one query, without the XML itself."""
-    chains: dict[uuid.UUID, list[Evidence]] = {}
-    if not document_ids:
-        return chains
-    rows = db.session.scalars(
-        select(Evidence)
-        .options(load_only(Evidence.document_id, Evidence.event, Evidence.event_at))
-        .where(Evidence.document_id.in_(document_ids))
-        .order_by(Evidence.document_id, Evidence.position)
-    )
-    for item in rows:
-        chains.setdefault(item.document_id, []).append(item)
-    return chains
 
 
 # --- getProofOfDelivery ---------------------------------------------------------------------

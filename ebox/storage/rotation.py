@@ -1,5 +1,8 @@
 """Master key rotation: re-wrap every document's data key under another master key.
 
+Attachments (ebox.mailbox.attachments) hold data keys exactly like documents: every step here
+walks the attachments table after the documents table, the same way.
+
 A document's data key is 32 bytes wrapped by a master key (ebox.storage.crypto); its row holds
 the 40 wrapped bytes and the master key's id. Rotating re-wraps those bytes under the new
 master key: the stored objects are never read or written, so a rotation of millions of
@@ -15,6 +18,7 @@ stays deleted.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import random
 import time
@@ -30,7 +34,7 @@ from ebox import transactions
 from ebox.config import Settings, current_settings
 from ebox.errors import ConfigError
 from ebox.extensions import db
-from ebox.mailbox.models import Document
+from ebox.mailbox.models import Attachment, Document
 from ebox.storage import crypto
 from ebox.storage.errors import StorageError
 from ebox.storage.services import open_content
@@ -40,6 +44,8 @@ log = logging.getLogger(__name__)
 ROTATION_BATCH = 1000
 VERIFY_SAMPLE = 50
 _documents = cast(sa.Table, Document.__table__)
+_attachments = cast(sa.Table, Attachment.__table__)
+_TABLES = (_documents, _attachments)
 
 # The master key ids in use, from the index: one seek per id (a loose index scan), however
 # many documents there are.
@@ -56,6 +62,12 @@ _KEY_IDS_IN_USE = sa.text(
     )
     SELECT key_id FROM used WHERE key_id IS NOT NULL
     """
+)
+# Attachments are fewer by far: their index (ix_attachments_content_key) read once.
+_ATTACHMENT_KEY_IDS_IN_USE = (
+    sa.select(_attachments.c.content_key_id)
+    .where(_attachments.c.content_key_id.is_not(None))
+    .distinct()
 )
 
 
@@ -87,25 +99,35 @@ class VerifyReport:
     failures: list[Failure] = field(default_factory=list)
 
 
-def key_ids_in_use(connection: Connection) -> list[str]:
-    """The master key ids that documents' keys are wrapped by, sorted."""
-    return sorted(connection.execute(_KEY_IDS_IN_USE).scalars())
+def key_ids_in_use(connection: Connection, *, with_attachments: bool = True) -> list[str]:
+    """The master key ids that documents' (and attachments') keys are wrapped by, sorted."""
+    used = set(connection.execute(_KEY_IDS_IN_USE).scalars())
+    if with_attachments:
+        used.update(connection.execute(_ATTACHMENT_KEY_IDS_IN_USE).scalars())
+    return sorted(used)
 
 
 def documents_by_key_id() -> dict[str, int]:
-    """How many documents each master key id wraps (deleted documents have no key)."""
-    rows = db.session.execute(
-        sa.select(_documents.c.content_key_id, sa.func.count())
-        .where(_documents.c.content_key_id.is_not(None))
-        .group_by(_documents.c.content_key_id)
-    )
-    return {key_id: count for key_id, count in rows}
+    """How many documents and attachments each master key id wraps (deleted ones have none)."""
+    counts: dict[str, int] = {}
+    for table in _TABLES:
+        rows = db.session.execute(
+            sa.select(table.c.content_key_id, sa.func.count())
+            .where(table.c.content_key_id.is_not(None))
+            .group_by(table.c.content_key_id)
+        )
+        for key_id, count in rows:
+            counts[key_id] = counts.get(key_id, 0) + count
+    return counts
 
 
 def missing_master_keys(settings: Settings, connection: Connection) -> list[str]:
     """The master key ids documents still need that the settings do not configure."""
     ring = settings.master_key_ring()
-    return [key_id for key_id in key_ids_in_use(connection) if key_id not in ring]
+    # Before migration 0018 there is no attachments table yet.
+    with_attachments = sa.inspect(connection).has_table("attachments")
+    used = key_ids_in_use(connection, with_attachments=with_attachments)
+    return [key_id for key_id in used if key_id not in ring]
 
 
 def check_documents_keys_configured(settings: Settings) -> None:
@@ -157,24 +179,24 @@ def rotate(
             f"documents are wrapped by master key {', '.join(map(repr, unknown))}, which is not "
             "configured: they cannot be unwrapped; add it to EBOX_MASTER_KEYS"
         )
-    state = RotationProgress(
-        to=to,
-        total=db.session.scalar(
-            sa.select(sa.func.count()).where(_documents.c.content_key_id.in_(sources))
-        )
-        or 0,
+    total = sum(
+        db.session.scalar(sa.select(sa.func.count()).where(table.c.content_key_id.in_(sources)))
+        or 0
+        for table in _TABLES
     )
+    state = RotationProgress(to=to, total=total)
     db.session.rollback()  # no transaction held between batches
-    for source in sources:
-        after: uuid.UUID | None = None
-        while batch := _next_batch(source, after, batch_size):
-            after = batch[-1][0]
-            _rewrap_batch(batch, source=source, ring=ring, state=state)
-            transactions.commit()
-            if progress:
-                progress(state)
-            if pause_seconds:
-                time.sleep(pause_seconds)
+    for table in _TABLES:
+        for source in sources:
+            after: uuid.UUID | None = None
+            while batch := _next_batch(table, source, after, batch_size):
+                after = batch[-1][0]
+                _rewrap_batch(table, batch, source=source, ring=ring, state=state)
+                transactions.commit()
+                if progress:
+                    progress(state)
+                if pause_seconds:
+                    time.sleep(pause_seconds)
     log.info(
         "key rotation to %r: %d document keys re-wrapped, %d changed meanwhile, %d failed",
         to,
@@ -186,20 +208,21 @@ def rotate(
 
 
 def _next_batch(
-    source: str, after: uuid.UUID | None, batch_size: int
+    table: sa.Table, source: str, after: uuid.UUID | None, batch_size: int
 ) -> list[tuple[uuid.UUID, bytes]]:
     query = (
-        sa.select(_documents.c.id, _documents.c.content_key)
-        .where(_documents.c.content_key_id == source, _documents.c.content_key.is_not(None))
-        .order_by(_documents.c.content_key_id, _documents.c.id)
+        sa.select(table.c.id, table.c.content_key)
+        .where(table.c.content_key_id == source, table.c.content_key.is_not(None))
+        .order_by(table.c.content_key_id, table.c.id)
         .limit(batch_size)
     )
     if after is not None:
-        query = query.where(_documents.c.id > after)
+        query = query.where(table.c.id > after)
     return [(row.id, row.content_key) for row in db.session.execute(query)]
 
 
 def _rewrap_batch(
+    table: sa.Table,
     batch: list[tuple[uuid.UUID, bytes]],
     *,
     source: str,
@@ -214,7 +237,7 @@ def _rewrap_batch(
             )
         except StorageError as error:
             state.failures.append(Failure(document_id, str(error)))
-            log.error("key rotation: document %s: %s", document_id, error)
+            log.error("key rotation: %s %s: %s", table.name, document_id, error)
             continue
         changes.append(
             {
@@ -226,11 +249,11 @@ def _rewrap_batch(
     if not changes:
         return
     statement = (
-        _documents.update()
+        table.update()
         .where(
-            _documents.c.id == sa.bindparam("b_id"),
-            _documents.c.content_key_id == source,
-            _documents.c.content_key == sa.bindparam("b_old"),
+            table.c.id == sa.bindparam("b_id"),
+            table.c.content_key_id == source,
+            table.c.content_key == sa.bindparam("b_old"),
         )
         .values(content_key=sa.bindparam("b_new"), content_key_id=state.to)
     )
@@ -241,10 +264,11 @@ def _rewrap_batch(
 
 
 def verify_sample(key_id: str, sample: int = VERIFY_SAMPLE) -> VerifyReport:
-    """Open up to `sample` documents under `key_id`, spread over the id range: each must
-    unwrap, decrypt, authenticate and match its recorded SHA-256."""
+    """Open up to `sample` documents under `key_id`, spread over the id range, and as many
+    attachments: each must unwrap, decrypt, authenticate and match its recorded SHA-256."""
     report = VerifyReport(key_id=key_id)
-    for row in _sample_rows(key_id, sample):
+    rows = itertools.chain.from_iterable(_sample_rows(table, key_id, sample) for table in _TABLES)
+    for row in rows:
         report.checked += 1
         try:
             with open_content(
@@ -262,46 +286,40 @@ def verify_sample(key_id: str, sample: int = VERIFY_SAMPLE) -> VerifyReport:
     return report
 
 
-def _sample_rows(key_id: str, sample: int) -> Iterator[sa.Row]:
+def _sample_rows(table: sa.Table, key_id: str, sample: int) -> Iterator[sa.Row]:
     """Every document of the key when there are at most `sample`; else up to `sample` from
     random points of the id range (a random point can miss a document whose id follows
     another's closely, so a small set is read whole)."""
-    first = db.session.execute(_sampled_documents(key_id).limit(sample + 1)).all()
+    first = db.session.execute(_sampled(table, key_id).limit(sample + 1)).all()
     if len(first) <= sample:
         yield from first
         return
     seen: set[uuid.UUID] = set()
     for _ in range(sample):
-        row = _document_at_or_after(key_id, uuid.UUID(int=random.getrandbits(128)))
+        row = _row_at_or_after(table, key_id, uuid.UUID(int=random.getrandbits(128)))
         if row is not None and row.id not in seen:
             seen.add(row.id)
             yield row
 
 
-def _document_at_or_after(key_id: str, start: uuid.UUID) -> sa.Row | None:
-    base = _sampled_documents(key_id).limit(1)
-    row = db.session.execute(base.where(_documents.c.id >= start)).first()
+def _row_at_or_after(table: sa.Table, key_id: str, start: uuid.UUID) -> sa.Row | None:
+    base = _sampled(table, key_id).limit(1)
+    row = db.session.execute(base.where(table.c.id >= start)).first()
     return row if row is not None else db.session.execute(base).first()
 
 
-def _sampled_documents(key_id: str) -> sa.Select:
-    columns = (
-        _documents.c.id,
-        _documents.c.storage_key,
-        _documents.c.content_key,
-        _documents.c.content_key_id,
-        _documents.c.sha256,
+def _sampled(table: sa.Table, key_id: str) -> sa.Select:
+    """The rows of documents (or attachments) whose content can be opened with key_id; the
+    purge erases the key of a deleted document's attachments with the document's."""
+    columns = (table.c.id, table.c.storage_key, table.c.content_key, table.c.content_key_id)
+    query = sa.select(*columns, table.c.sha256).where(
+        table.c.content_key_id == key_id,
+        table.c.content_key.is_not(None),
+        table.c.storage_key.is_not(None),
     )
-    return (
-        sa.select(*columns)
-        .where(
-            _documents.c.content_key_id == key_id,
-            _documents.c.content_key.is_not(None),
-            _documents.c.storage_key.is_not(None),
-            _documents.c.deleted_at.is_(None),
-        )
-        .order_by(_documents.c.content_key_id, _documents.c.id)
-    )
+    if "deleted_at" in table.c:
+        query = query.where(table.c.deleted_at.is_(None))
+    return query.order_by(table.c.content_key_id, table.c.id)
 
 
 def _sha256(content: BinaryIO) -> str:

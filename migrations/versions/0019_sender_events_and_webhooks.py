@@ -2,7 +2,7 @@
 API's pull and for webhooks
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0020
 Create Date: 2026-12-09 09:00:00
 
 """
@@ -14,7 +14,7 @@ import ebox.db_types
 
 
 revision = "0019"
-down_revision = "0017"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

@@ -22,6 +22,7 @@ from ebox.alerts.services import (
 )
 from ebox.db_types import utcnow
 from ebox.extensions import db
+from ebox.mailbox.publication import SubmittedAttachment
 from ebox.senders.models import MessageType
 from tests.factories import (
     create_citizen,
@@ -237,3 +238,19 @@ def test_a_late_alert_of_an_earlier_day_is_not_sent_after_a_newer_one(
 
     assert len(mails_to(smtp_server, ines)) == 1
     assert delivery_states(ines) == [(TODAY, SKIPPED), (TODAY + timedelta(days=1), SENT)]
+
+
+def test_a_message_with_attachments_counts_once(
+    smtp_server: Received, pensions: MessageType
+) -> None:
+    otto = person("Otto")
+    annexes = [
+        SubmittedAttachment(f"annex-{n}.txt", "text/plain", b"Annex %d\n" % n) for n in range(3)
+    ]
+    create_document(otto, message_type=pensions, attachments=annexes)
+    run()
+    [mail] = mails_to(smtp_server, otto)
+    text, html = text_and_html(mail)
+    for part in (text, html):
+        assert "Federal Pension Service: 1 document" in part
+        assert "annex-" not in part

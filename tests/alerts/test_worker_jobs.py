@@ -210,6 +210,7 @@ def test_two_deploys_leave_one_scheduled_job_per_periodic_job(app: Flask, redis:
             "ebox-schedule-old-evidence-20261201T0300Z",  # 04:00 in Brussels
             "ebox-schedule-unconfirmed-applications-20261130T1100Z",
             "ebox-schedule-wss-seen-requests-20261130T1020Z",
+            "ebox-schedule-api-idempotency-keys-20261130T1100Z",
         ]
     )
     registry = jobs.scheduled_job_registry

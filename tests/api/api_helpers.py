@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
+import json
 import secrets
 import time
 from typing import Any
@@ -12,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from flask.testing import FlaskClient
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
+from werkzeug.test import TestResponse
 
 from tests.soap.wss_helpers import Identity
 
@@ -82,3 +86,55 @@ def live_access_token(base_url: str, identity: Identity, client_id: str) -> str:
     answer = requests.post(f"{base_url}/api/v1/token", data=token_form(assertion), timeout=30)
     assert answer.status_code == 200, answer.text
     return str(answer.json()["access_token"])
+
+
+def message_part(
+    recipient: str,
+    message_type: str,
+    documents: list[tuple[str, str, bytes]],
+    /,
+    **changes: Any,
+) -> dict[str, Any]:
+    """A publication's message part for these documents (name, media type, content)."""
+    message: dict[str, Any] = {
+        "recipient": recipient,
+        "messageType": message_type,
+        "language": "en",
+        "title": "Your tax assessment",
+        "reference": {"ticket": f"REST-{secrets.token_hex(4)}", "sequence": 1},
+        "documents": [
+            {"fileName": name, "mediaType": media_type, "sha256": hashlib.sha256(data).hexdigest()}
+            for name, media_type, data in documents
+        ],
+    }
+    message.update(changes)
+    return {name: value for name, value in message.items() if value is not None}
+
+
+def publication_form(
+    message: dict[str, Any] | bytes, documents: list[tuple[str, str, bytes]]
+) -> dict[str, Any]:
+    """The multipart form of the test client: the message part and one documents part each."""
+    encoded = message if isinstance(message, bytes) else json.dumps(message).encode()
+    return {
+        "message": (io.BytesIO(encoded), "message.json", "application/json"),
+        "documents": [(io.BytesIO(data), name, media_type) for name, media_type, data in documents],
+    }
+
+
+def publish(
+    client: FlaskClient,
+    token: str,
+    message: dict[str, Any] | bytes,
+    documents: list[tuple[str, str, bytes]],
+    *,
+    key: str | None = None,
+) -> TestResponse:
+    headers = bearer(token)
+    headers["Idempotency-Key"] = key or secrets.token_hex(16)
+    return client.post(
+        "/api/v1/messages",
+        data=publication_form(message, documents),
+        headers=headers,
+        content_type="multipart/form-data",
+    )

@@ -1,6 +1,6 @@
 """Fixtures of the REST API tests: a signing identity per session (its certificate is registered
-to a new sender in each test that needs one), and the application served on loopback for
-clients from outside (schemathesis, a generated client, a webhook receiver's counterpart)."""
+to a new sender in each test that needs one), a sender ready to publish, and the application
+served on loopback for clients from outside (schemathesis, a generated client, webhooks)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
+from ebox.extensions import db
 from ebox.senders.models import MessageType, Sender
+from tests.api.api_helpers import access_token
 from tests.factories import create_message_type, create_sender
 from tests.live_server import LiveServer, ebox_server
 from tests.soap.wss_helpers import Identity, make_identity, register
@@ -59,3 +62,28 @@ def api_sender(app: Flask, identity: Identity) -> ApiSender:
     message_type = create_message_type(sender, code="TAXLETTER")
     register(identity, sender)  # commits
     return ApiSender(sender, message_type, identity)
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """A sender with a registered certificate, a message type, and an access token."""
+
+    sender_id: int
+    message_type: str
+    token: str
+
+
+def make_publisher(
+    client: FlaskClient, identity: Identity, *, registered: bool = False
+) -> Publisher:
+    sender = register(identity).sender
+    sender.may_send_registered = registered
+    message_type = create_message_type(sender, code=f"TAX{sender.id}", validity_days=30)
+    db.session.commit()
+    token = access_token(client, identity, sender.enterprise_number)
+    return Publisher(sender.id, message_type.code, token)
+
+
+@pytest.fixture
+def publisher(client: FlaskClient, identity: Identity) -> Publisher:
+    return make_publisher(client, identity)
