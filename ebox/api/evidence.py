@@ -40,9 +40,10 @@ def list_evidence(message_id: str) -> Response:
 def get_evidence(message_id: str, evidence_id: str) -> Response:
     document = _registered_message(message_id)
     item = None
-    if _is_uuid(evidence_id):
+    wanted = _uuid(evidence_id)
+    if wanted is not None:
         item = db.session.scalar(
-            select(Evidence).where(Evidence.id == evidence_id, Evidence.document_id == document.id)
+            select(Evidence).where(Evidence.id == wanted, Evidence.document_id == document.id)
         )
     if item is None:
         raise ApiProblem(
@@ -101,9 +102,8 @@ def _registered_message(message_id: str) -> Document:
     return document
 
 
-def _is_uuid(value: str) -> bool:
+def _uuid(value: str) -> uuid.UUID | None:
     try:
-        uuid.UUID(value)
+        return uuid.UUID(value)
     except ValueError:
-        return False
-    return True
+        return None

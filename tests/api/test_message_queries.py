@@ -4,6 +4,7 @@ message's evidence and proof; never another sender's message; the Idempotency-Ke
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -211,7 +212,7 @@ def test_a_registered_message_has_its_evidence_and_its_proof_once_made(
     assert proof.status_code == 200 and proof.mimetype == "application/pdf"
     assert proof.data.startswith(b"%PDF-") and proof.headers["Ebox-Proof-Version"] == "1"
 
-    document = db.session.get(Document, body["id"])
+    document = db.session.get(Document, uuid.UUID(body["id"]))
     assert document is not None
     confirm_receipt(document=document)
     db.session.commit()

@@ -4,6 +4,7 @@ Idempotency-Key and the reference shared with SOAP."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -58,7 +59,7 @@ def test_a_message_with_one_document_is_published(
         }
     ]
     assert body["evidence"] == []
-    document = db.session.get(Document, body["id"])
+    document = db.session.get(Document, uuid.UUID(body["id"]))
     assert document is not None and document.recipient_national_number == citizen.national_number
     status = client.get(
         body["Location"] if "Location" in body else answer.headers["Location"],
@@ -79,7 +80,7 @@ def test_a_message_with_two_documents_keeps_them_in_order(
     body = answer.get_json()
     assert [item["fileName"] for item in body["documents"]] == ["assessment.pdf", "chart.png"]
     assert body["citizenActivated"] is False
-    document = db.session.get(Document, body["id"])
+    document = db.session.get(Document, uuid.UUID(body["id"]))
     assert document is not None
     assert [(a.position, a.media_type) for a in document.attachments] == [(1, "image/png")]
 
