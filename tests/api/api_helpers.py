@@ -138,3 +138,20 @@ def publish(
         headers=headers,
         content_type="multipart/form-data",
     )
+
+
+def publish_live(
+    base_url: str,
+    token: str,
+    message: dict[str, Any],
+    documents: list[tuple[str, str, bytes]],
+    *,
+    key: str | None = None,
+) -> requests.Response:
+    """POST /api/v1/messages to a served eBox, as a back office does (requests' multipart)."""
+    files: list[tuple[str, tuple[str, bytes, str]]] = [
+        ("message", ("message.json", json.dumps(message).encode(), "application/json"))
+    ]
+    files += [("documents", (name, data, media_type)) for name, media_type, data in documents]
+    headers = {**bearer(token), "Idempotency-Key": key or secrets.token_hex(16)}
+    return requests.post(f"{base_url}/api/v1/messages", files=files, headers=headers, timeout=60)
