@@ -55,13 +55,17 @@ def receiver() -> Iterator[Receiver]:
 
 def work_until(app: Flask, redis_url: str, done: Any, *, timeout: float = 30.0) -> None:
     """Run eBox's worker (burst mode, with its scheduler, which queues retries when they are
-    due) again and again until done() or the time-out."""
+    due) again and again until done() or the time-out. Each round also queues the periodic
+    sweep of subscriptions with pending events, which production runs every minute: RQ's
+    scheduler counts whole seconds, so a retry may start a little before the subscription's
+    back-off ends, and then does nothing (the sweep delivers)."""
     connection = Redis.from_url(redis_url)
     jobs = Queue(QUEUE, connection=connection)
     deadline = time.monotonic() + timeout
     try:
         while not done():
             assert time.monotonic() < deadline, "the worker did not deliver in time"
+            jobs.enqueue("ebox.webhooks.jobs.deliver_due")
             worker = AppWorker([jobs], connection=connection, app=app)
             worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
             time.sleep(0.2)
