@@ -1,7 +1,7 @@
-"""Publication over SOAP: documents per second through the real service under gunicorn.
+"""Publication over SOAP (and REST): documents per second through the real service under gunicorn.
 
-    .venv/bin/python benchmarks/publish.py [--workers 2] [--threads 1] [--requests 2000]
-        [--concurrency 8] [--size-kb 100] [--profile 200]
+    .venv/bin/python benchmarks/publish.py [--api soap|rest] [--workers 2] [--threads 1]
+        [--requests 2000] [--concurrency 8] [--size-kb 100] [--profile 200]
 
 Builds a fresh PostgreSQL database with the migrations (dropped again at the end), a sender
 with an RSA certificate and a message type, some citizens, encrypted local storage in a
@@ -15,6 +15,12 @@ Prints documents/s, latency percentiles and every fault; then the floor: the sam
 settings serving a bare Flask app that, per POST, writes 100 kB to a file and INSERTs one row
 with psycopg, fed by the same client. --profile N runs N more requests in this process and
 prints where one spends its time, stage by stage (wall clock and CPU).
+
+--api rest measures, in the same run and on the same gunicorn, SOAP and then REST: the same
+PDF, the same number of publications and client threads, each REST request a POST
+/api/v1/messages (multipart: the message part and the PDF, an Idempotency-Key of its own) with
+a bearer token fetched before the timed part. It prints both rates, the CPU of gunicorn per
+document for each, and REST / SOAP (target: REST's CPU per document no more than SOAP's).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import hashlib
 import http.client
 import importlib
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -37,9 +44,10 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -61,13 +69,18 @@ from ebox.senders import services as senders
 from ebox.senders.certificates import parse_certificate
 from ebox.soap.envelope import EBOX_NS, element
 from ebox.soap.xml import SOAP11_NS
+from tests.api.api_helpers import client_assertion, token_form
 from tests.factories import create_citizen
 from tests.soap.wss_helpers import Identity, body_of, make_envelope, make_identity, serialize, sign
 
 ROOT = Path(__file__).resolve().parent.parent
 SOAP_PATH = "/soap/EboxMessage/v1"
+REST_PATH = "/api/v1/messages"
 MESSAGE_TYPE = "BENCH"
+ENTERPRISE_NUMBER = "0999999999"
 HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
+# The address eBox names in the assertion's audience; nothing is sent there.
+PUBLIC_URL = "https://ebox.bench.example"
 
 # The floor: a publication endpoint that does the least any would (one file, one row).
 FLOOR_APP = '''
@@ -140,6 +153,12 @@ STAGES = (
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--api",
+        choices=("soap", "rest"),
+        default="soap",
+        help="rest: SOAP and REST side by side, same documents and publishers",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
     parser.add_argument("--requests", type=int, default=2000, help="timed publications")
@@ -199,8 +218,15 @@ def main() -> None:
                 f"client concurrency {args.concurrency}, {os.cpu_count()} cores"
             )
             try:
-                ebox = measure_ebox(args, settings, folder, factory)
-                report("eBox", ebox, unit="documents/s")
+                if args.api == "rest":
+                    rest = RestRequestFactory(pdf, recipients, factory.run)
+                    soap, ebox = measure_ebox(args, settings, folder, factory, rest)
+                    report("eBox SOAP", soap, unit="documents/s")
+                    report("eBox REST", ebox, unit="documents/s")
+                    compare(soap, ebox)
+                else:
+                    ebox, _nothing = measure_ebox(args, settings, folder, factory)
+                    report("eBox", ebox, unit="documents/s")
                 if args.floor:
                     floor = measure_floor(args, database_url, folder, factory.one(), size)
                     report("floor", floor, unit="requests/s")
@@ -222,7 +248,7 @@ def prepare_data(citizen_count: int) -> tuple[Identity, list[str]]:
     identity = make_identity("rsa", name="Benchmark Institution Back Office")
     senders.create_sender(
         name="Benchmark Institution",
-        enterprise_number="0999999999",
+        enterprise_number=ENTERPRISE_NUMBER,
         certificate=parse_certificate(identity.cert_pem.decode(), now=utcnow()),
         message_types=[senders.parse_message_type_option(f"{MESSAGE_TYPE}:60:Benchmark")],
         may_send_registered=False,
@@ -275,6 +301,78 @@ class RequestFactory:
 
     def batch(self, count: int) -> list[bytes]:
         return [self.one() for _ in range(count)]
+
+
+class RestRequestFactory:
+    """POST /api/v1/messages bodies for the same PDF: multipart, each under a ticket and an
+    Idempotency-Key of its own. The bearer token is set once fetched."""
+
+    BOUNDARY = "ebox-bench-boundary-7d1f"
+
+    def __init__(self, pdf: bytes, recipients: Sequence[str], run: str) -> None:
+        self.pdf = pdf
+        self.sha256 = hashlib.sha256(pdf).hexdigest()
+        self.recipients = recipients
+        self.run = run
+        self.numbers = itertools.count(1)
+        self.token = ""
+
+    def one(self) -> tuple[bytes, dict[str, str]]:
+        number = next(self.numbers)
+        message = {
+            "recipient": self.recipients[number % len(self.recipients)],
+            "messageType": MESSAGE_TYPE,
+            "language": "nl",
+            "title": f"Benchmark letter {number}",
+            "reference": {"ticket": f"R-{self.run}-{number}"},
+            "documents": [
+                {"fileName": "letter.pdf", "mediaType": "application/pdf", "sha256": self.sha256}
+            ],
+        }
+        body = b"".join(
+            [
+                self._part("message", "message.json", "application/json"),
+                json.dumps(message).encode(),
+                self._part("documents", "letter.pdf", "application/pdf"),
+                self.pdf,
+                f"\r\n--{self.BOUNDARY}--\r\n".encode(),
+            ]
+        )
+        headers = {
+            "Content-Type": f"multipart/form-data; boundary={self.BOUNDARY}",
+            "Authorization": f"Bearer {self.token}",
+            "Idempotency-Key": f"bench-{self.run}-{number}",
+        }
+        return body, headers
+
+    def _part(self, name: str, file_name: str, media_type: str) -> bytes:
+        opening = "" if name == "message" else "\r\n"
+        return (
+            f"{opening}--{self.BOUNDARY}\r\n"
+            f'Content-Disposition: form-data; name="{name}"; filename="{file_name}"\r\n'
+            f"Content-Type: {media_type}\r\n\r\n"
+        ).encode()
+
+    def batch(self, count: int) -> list[tuple[bytes, dict[str, str]]]:
+        return [self.one() for _ in range(count)]
+
+
+def fetch_token(server: Server, identity: Identity) -> str:
+    """An access token from the served token endpoint (the assertion signed here, untimed)."""
+    assertion = client_assertion(identity, ENTERPRISE_NUMBER, audience=f"{PUBLIC_URL}/api/v1/token")
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request(
+        "POST",
+        "/api/v1/token",
+        body=urlencode(token_form(assertion)),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    response = connection.getresponse()
+    answer = response.read()
+    connection.close()
+    if response.status != 200:
+        sys.exit(f"the token endpoint refused: {answer[:500]!r}")
+    return str(json.loads(answer)["access_token"])
 
 
 def forget_replays(redis_url: str) -> None:
@@ -371,22 +469,29 @@ class Result:
         return len(self.latencies) / self.seconds if self.seconds else 0.0
 
 
+Post = tuple[bytes, Mapping[str, str]]  # a request's body and headers
+
+
 def send_all(
     server: Server,
     path: str,
-    bodies: Sequence[bytes],
+    bodies: Sequence[bytes | Post],
     concurrency: int,
     check: Callable[[int, bytes], tuple[str, str] | None],
     result: Result,
 ) -> None:
-    """POST every body with `concurrency` threads, each on a connection of its own."""
+    """POST every body (with HEADERS, or the headers given with it) with `concurrency`
+    threads, each on a connection of its own."""
     lock = threading.Lock()
     positions = iter(range(len(bodies)))
 
-    def next_body() -> bytes | None:
+    def next_body() -> Post | None:
         with lock:
             position = next(positions, None)
-        return None if position is None else bodies[position]
+        if position is None:
+            return None
+        body = bodies[position]
+        return (body, HEADERS) if isinstance(body, bytes) else body
 
     def record(latency: float | None, problem: tuple[str, str] | None) -> None:
         with lock:
@@ -398,10 +503,11 @@ def send_all(
 
     def worker() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
-        while (body := next_body()) is not None:
+        while (post := next_body()) is not None:
+            body, headers = post
             started = time.perf_counter()
             try:
-                connection.request("POST", path, body=body, headers=HEADERS)
+                connection.request("POST", path, body=body, headers=dict(headers))
                 response = connection.getresponse()
                 answer = response.read()
             except (OSError, http.client.HTTPException) as exc:
@@ -477,6 +583,17 @@ def check_publication(status: int, answer: bytes) -> tuple[str, str] | None:
     return code, fault.findtext("faultstring") or ""
 
 
+def check_rest_publication(status: int, answer: bytes) -> tuple[str, str] | None:
+    """None for 201 Created; else the problem's code and detail."""
+    if status == 201:
+        return None
+    try:
+        problem = json.loads(answer)
+        return str(problem.get("code", f"HTTP {status}")), str(problem.get("detail", ""))
+    except ValueError:
+        return f"HTTP {status}", answer[:200].decode(errors="replace")
+
+
 def check_floor(status: int, answer: bytes) -> tuple[str, str] | None:
     if status == 200:
         return None
@@ -487,38 +604,81 @@ def check_floor(status: int, answer: bytes) -> tuple[str, str] | None:
 
 
 def measure_ebox(
-    args: argparse.Namespace, settings: Settings, folder: Path, factory: RequestFactory
-) -> Result:
+    args: argparse.Namespace,
+    settings: Settings,
+    folder: Path,
+    factory: RequestFactory,
+    rest: RestRequestFactory | None = None,
+) -> tuple[Result, Result]:
+    """SOAP's result, and REST's on the same server when rest is given (else an empty one)."""
     env = {
         "EBOX_ENV": settings.env,
         "EBOX_INSTANCE_PATH": str(settings.instance_path),
         "EBOX_DATABASE_URL": settings.database_url,
         "EBOX_STORAGE_PATH": settings.storage_path,
         "EBOX_REDIS_URL": settings.redis_url,
+        "EBOX_PUBLIC_URL": PUBLIC_URL,
+        # One token serves the whole run, and the sender's budget is not what is measured.
+        "EBOX_API_TOKEN_MINUTES": "60",
+        "EBOX_API_REQUESTS_PER_MINUTE": "1000000",
     }
     log = folder / "gunicorn-ebox.log"
     with gunicorn(
         "app:app", workers=args.workers, threads=args.threads, cwd=ROOT, env=env, log=log
     ) as server:
-        if args.warmup:
-            warmup = Result()
-            bodies = factory.batch(args.warmup)
-            send_all(server, SOAP_PATH, bodies, args.concurrency, check_publication, warmup)
-            if warmup.faults:
-                report("warm-up", warmup, unit="documents/s")
-                tail = log.read_text(errors="replace")[-3000:]
-                sys.exit(f"the warm-up was refused; the end of gunicorn's log:\n{tail}")
-        result = Result()
+        if rest is not None:
+            rest.token = fetch_token(server, factory.identity)
+        warm_up(args, server, log, SOAP_PATH, factory.batch, check_publication)
+        if rest is not None:
+            warm_up(args, server, log, REST_PATH, rest.batch, check_rest_publication)
+        soap = Result()
         remaining = args.requests
         while remaining > 0:
             count = min(args.batch, remaining)
             signing = time.perf_counter()
             bodies = factory.batch(count)
             print(f"  signed {count} requests in {time.perf_counter() - signing:.1f} s (untimed)")
-            send_all(server, SOAP_PATH, bodies, args.concurrency, check_publication, result)
+            send_all(server, SOAP_PATH, bodies, args.concurrency, check_publication, soap)
             remaining -= count
-        result.peak_worker_mb = peak_worker_mb(server.pid)
-    return result
+        soap.peak_worker_mb = peak_worker_mb(server.pid)
+        over_rest = Result()
+        if rest is not None:
+            posts = rest.batch(args.requests)
+            send_all(server, REST_PATH, posts, args.concurrency, check_rest_publication, over_rest)
+            over_rest.peak_worker_mb = peak_worker_mb(server.pid)
+    return soap, over_rest
+
+
+def warm_up(
+    args: argparse.Namespace,
+    server: Server,
+    log: Path,
+    path: str,
+    batch: Callable[[int], Sequence[bytes | Post]],
+    check: Callable[[int, bytes], tuple[str, str] | None],
+) -> None:
+    if not args.warmup:
+        return
+    warmup = Result()
+    send_all(server, path, batch(args.warmup), args.concurrency, check, warmup)
+    if warmup.faults:
+        report("warm-up", warmup, unit="documents/s")
+        tail = log.read_text(errors="replace")[-3000:]
+        sys.exit(f"the warm-up was refused; the end of gunicorn's log:\n{tail}")
+
+
+def compare(soap: Result, rest: Result) -> None:
+    """REST against SOAP: rate and gunicorn's CPU per document."""
+    if not soap.latencies or not rest.latencies:
+        return
+    soap_cpu = soap.server_cpu / len(soap.latencies) * 1000
+    rest_cpu = rest.server_cpu / len(rest.latencies) * 1000
+    print(
+        f"REST / SOAP: {rest.per_second:.1f} / {soap.per_second:.1f} documents/s = "
+        f"{rest.per_second / soap.per_second:.2f}; gunicorn CPU per document "
+        f"{rest_cpu:.1f} / {soap_cpu:.1f} ms = {rest_cpu / soap_cpu:.2f} "
+        f"(target: REST's CPU per document <= SOAP's)"
+    )
 
 
 def measure_floor(

@@ -6,9 +6,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from ebox import create_app
+from tests.conftest import make_settings
 
 
 class LiveServer:
@@ -42,3 +46,13 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def ebox_server(instance_path: Path, database_url: str, **changes: object) -> Iterator[LiveServer]:
+    """The whole application on 127.0.0.1, on the test database, its public URL the server's
+    own address (signed requests and client assertions name it as their audience)."""
+    settings = make_settings(instance_path, database_url, **changes)
+    with live_server(create_app(settings, TESTING=True)) as server:
+        settings.public_url = server.url
+        yield server

@@ -10,6 +10,7 @@ import secrets
 import time
 from typing import Any
 
+import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask.testing import FlaskClient
 from joserfc import jwt
@@ -79,6 +80,14 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def live_access_token(base_url: str, identity: Identity, client_id: str) -> str:
+    """An access token from a served eBox's token endpoint, as a back office gets one."""
+    assertion = client_assertion(identity, client_id, audience=f"{base_url}/api/v1/token")
+    answer = requests.post(f"{base_url}/api/v1/token", data=token_form(assertion), timeout=30)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
+
+
 def message_part(
     recipient: str,
     message_type: str,
@@ -129,3 +138,20 @@ def publish(
         headers=headers,
         content_type="multipart/form-data",
     )
+
+
+def publish_live(
+    base_url: str,
+    token: str,
+    message: dict[str, Any],
+    documents: list[tuple[str, str, bytes]],
+    *,
+    key: str | None = None,
+) -> requests.Response:
+    """POST /api/v1/messages to a served eBox, as a back office does (requests' multipart)."""
+    files: list[tuple[str, tuple[str, bytes, str]]] = [
+        ("message", ("message.json", json.dumps(message).encode(), "application/json"))
+    ]
+    files += [("documents", (name, data, media_type)) for name, media_type, data in documents]
+    headers = {**bearer(token), "Idempotency-Key": key or secrets.token_hex(16)}
+    return requests.post(f"{base_url}/api/v1/messages", files=files, headers=headers, timeout=60)

