@@ -1,8 +1,8 @@
 """sender events and webhook subscriptions: what happened to senders' messages, for the REST
 API's pull and for webhooks
 
-Revision ID: 0021
-Revises: 0020
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-09 09:00:00
 
 """
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 import ebox.db_types
 
 
-revision = "0021"
-down_revision = "0020"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

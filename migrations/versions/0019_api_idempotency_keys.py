@@ -1,6 +1,6 @@
 """api_idempotency_keys: the Idempotency-Key of each REST publication, kept for a day
 
-Revision ID: 0020
+Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-09 10:00:00
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import ebox.db_types
 
 
-revision = "0020"
+revision = "0019"
 down_revision = "0018"
 branch_labels = None
 depends_on = None
