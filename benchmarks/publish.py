@@ -142,11 +142,26 @@ STAGES = (
     ("base64 decode of the PDF", "ebox.soap.messages", "_base64"),
     ("message type (remembered, or DB)", "ebox.senders.directory", "find_message_type"),
     ("publication, in all", "ebox.mailbox.publication", "publish"),
-    ("  document digest", "ebox.mailbox.publication", "_check_digest"),
+    ("  document digest", "ebox.mailbox.publication", "check_digest"),
     ("  PDF parse (pyHanko)", "ebox.mailbox.publication", "is_pdf"),
     ("  store, then INSERT (+ CitizenActivated)", "ebox.mailbox.publication", "_insert_or_find"),
-    ("    encrypt + write + fsync", "ebox.mailbox.publication", "store_content"),
-    ("audit chain (free chain, insert + head)", "ebox.soap.messages", "record_event"),
+    ("    encrypt + write + fsync", "ebox.mailbox.attachments", "store_content"),
+    ("audit chain (free chain, insert + head)", "ebox.mailbox.sender_messages", "record_event"),
+    ("commit", "ebox.transactions", "commit"),
+)
+# The same for REST (--api rest --profile N).
+REST_STAGES = (
+    ("bearer token (remembered, or JWT)", "ebox.api.tokens", "read"),
+    ("certificate (remembered, or DB)", "ebox.api.auth", "find_signer_by_fingerprint"),
+    ("rate limit (Redis)", "ebox.rate_limits", "take"),
+    ("multipart body and message part", "ebox.api.publication", "read_submission"),
+    ("Idempotency-Key claimed (INSERT ON CONFLICT)", "ebox.api.idempotency", "claim_key"),
+    ("publication, in all", "ebox.mailbox.publication", "publish"),
+    ("  store, then INSERT (+ CitizenActivated)", "ebox.mailbox.publication", "_insert_or_find"),
+    ("    encrypt + write + fsync", "ebox.mailbox.attachments", "store_content"),
+    ("audit chain (free chain, insert + head)", "ebox.mailbox.sender_messages", "record_event"),
+    ("Idempotency-Key's document (UPDATE)", "ebox.api.idempotency", "attach_document"),
+    ("answer (JSON)", "ebox.api.publication", "_answer"),
     ("commit", "ebox.transactions", "commit"),
 )
 
@@ -202,6 +217,7 @@ def main() -> None:
                 database_url=database_url,
                 storage_path=str(folder / "documents"),
                 redis_url=args.redis_url,
+                public_url=PUBLIC_URL,
             )
             app = create_app(settings)
             with app.app_context():
@@ -217,6 +233,7 @@ def main() -> None:
                 f"({len(factory.one()) / 1024:.0f} kB signed request), "
                 f"client concurrency {args.concurrency}, {os.cpu_count()} cores"
             )
+            rest = None
             try:
                 if args.api == "rest":
                     rest = RestRequestFactory(pdf, recipients, factory.run)
@@ -235,7 +252,7 @@ def main() -> None:
                         "(target: >= 250 documents/s and <= 5 ms of gunicorn CPU per document)"
                     )
                 if args.profile:
-                    profile(app, factory, args.profile)
+                    profile(app, factory, args.profile, rest)
             finally:
                 forget_replays(args.redis_url)
 
@@ -754,40 +771,71 @@ def percentile(ordered: Sequence[float], p: int) -> float:
 # --- where the time goes ------------------------------------------------------------------
 
 
-def profile(app: Flask, factory: RequestFactory, count: int) -> None:
+def profile(
+    app: Flask, factory: RequestFactory, count: int, rest: RestRequestFactory | None = None
+) -> None:
     """Run count requests through the app in this process, one after another: plain, then
-    with each stage's function wrapped to add up its wall-clock and CPU time.
+    with each stage's function wrapped to add up its wall-clock and CPU time. SOAP's, then
+    REST's when rest is given.
 
     Wall minus CPU is time spent waiting: on PostgreSQL, Redis or the disk."""
     client = app.test_client()
 
-    def post_all(bodies: list[bytes]) -> None:
+    def post_soap(bodies: Sequence[bytes | Post]) -> None:
         for body in bodies:
-            response = client.post(SOAP_PATH, data=body, headers=HEADERS)
+            body, headers = (body, HEADERS) if isinstance(body, bytes) else body
+            response = client.post(SOAP_PATH, data=body, headers=dict(headers))
             problem = check_publication(response.status_code, response.data)
             if problem is not None:
                 sys.exit(f"profiling: a request was refused: {problem}")
 
-    post_all(factory.batch(5))  # imports, schema, connections
-    bodies = factory.batch(count)
+    profile_api("SOAP", app, count, post_soap, factory.batch, STAGES)
+    if rest is None:
+        return
+    assertion = client_assertion(
+        factory.identity, ENTERPRISE_NUMBER, audience=f"{PUBLIC_URL}/api/v1/token"
+    )
+    rest.token = client.post("/api/v1/token", data=token_form(assertion)).get_json()["access_token"]
+
+    def post_rest(posts: Sequence[bytes | Post]) -> None:
+        for post in posts:
+            body, headers = (post, {}) if isinstance(post, bytes) else post
+            response = client.post(REST_PATH, data=body, headers=dict(headers))
+            problem = check_rest_publication(response.status_code, response.data)
+            if problem is not None:
+                sys.exit(f"profiling: a request was refused: {problem}")
+
+    profile_api("REST", app, count, post_rest, rest.batch, REST_STAGES)
+
+
+def profile_api(
+    api: str,
+    app: Flask,
+    count: int,
+    post_all: Callable[[Sequence[bytes | Post]], None],
+    batch: Callable[[int], Sequence[bytes | Post]],
+    stages: Sequence[tuple[str, str, str]],
+) -> None:
+    post_all(batch(5))  # imports, schema, connections
+    bodies = batch(count)
     with counted_statements(app) as statements:
         started, cpu = time.perf_counter(), time.thread_time()
         post_all(bodies)
         wall, cpu = time.perf_counter() - started, time.thread_time() - cpu
     print(
-        f"profile: {count} requests one after another in one process: "
+        f"profile {api}: {count} requests one after another in one process: "
         f"{wall / count * 1000:.1f} ms per request, {cpu / count * 1000:.1f} ms of it CPU "
         f"(so at most {count / cpu:.0f} documents/s per core); "
         f"{len(statements) / count:.1f} SQL statements per request besides BEGIN and COMMIT"
     )
-    timings: dict[str, list[float]] = {label: [0.0, 0.0] for label, _where, _name in STAGES}
+    timings: dict[str, list[float]] = {label: [0.0, 0.0] for label, _where, _name in stages}
     with contextlib.ExitStack() as stack:
-        for label, where, name in STAGES:
+        for label, where, name in stages:
             stack.enter_context(timed(where, name, timings[label]))
-        post_all(factory.batch(count))
-    print(f"  {'stage':<40} {'wall ms':>8} {'CPU ms':>8}")
+        post_all(batch(count))
+    print(f"  {'stage':<46} {'wall ms':>8} {'CPU ms':>8}")
     for label, (stage_wall, stage_cpu) in timings.items():
-        print(f"  {label:<40} {stage_wall / count * 1000:8.2f} {stage_cpu / count * 1000:8.2f}")
+        print(f"  {label:<46} {stage_wall / count * 1000:8.2f} {stage_cpu / count * 1000:8.2f}")
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 `documents` part per document the message lists, in the same order.
 
 The body is read whole within its limit before anything parses it; every part's bytes are taken
-as they came (werkzeug's sansio decoder), whether or not the part names a file. Whatever does not
+as they came (ebox.api.multipart), whether or not the part names a file. Whatever does not
 have the documented shape is refused with INVALID_REQUEST naming the field; the publication's own
 rules (ebox.mailbox.publication) judge the values.
 """
@@ -19,7 +19,6 @@ from typing import Any
 from flask import request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
-from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from ebox.config import Settings
 from ebox.mailbox.content_rules import (
@@ -30,7 +29,7 @@ from ebox.mailbox.content_rules import (
 )
 from ebox.soap import faults
 
-from . import problems
+from . import multipart, problems
 from .problems import ApiProblem
 
 PUBLISH_PATH = "/api/v1/messages"
@@ -151,24 +150,10 @@ def _parts(body: bytes) -> dict[str, list[bytes]]:
     boundary = options.get("boundary", "")
     if not boundary:
         raise _invalid("The multipart/form-data content type needs a boundary.")
-    decoder = MultipartDecoder(boundary.encode("latin-1", "replace"))
-    parts: dict[str, list[bytes]] = {}
-    name, chunks = "", list[bytes]()
     try:
-        decoder.receive_data(body)
-        decoder.receive_data(None)
-        while not isinstance(event := decoder.next_event(), Epilogue | NeedData):
-            if isinstance(event, Field | File):
-                name, chunks = event.name, []
-            elif isinstance(event, Data):
-                chunks.append(event.data)
-                if not event.more_data:
-                    parts.setdefault(name, []).append(b"".join(chunks))
-    except ValueError:
-        raise _invalid("The multipart/form-data body is malformed.") from None
-    if not isinstance(event, Epilogue):
-        raise _invalid("The multipart/form-data body ends before its closing boundary.")
-    return parts
+        return multipart.parts(body, boundary.encode("latin-1", "replace"))
+    except multipart.MalformedBody as malformed:
+        raise _invalid(f"The multipart/form-data body is malformed: {malformed}") from None
 
 
 def _json_object(data: bytes) -> dict[str, Any]:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from datetime import datetime, timedelta
 
 import pytest
 from flask.testing import FlaskClient
 
+from ebox.api import tokens
+from ebox.config import Settings, current_settings
+from ebox.db_types import utcnow
 from ebox.extensions import db
 from ebox.senders.models import Sender
 from tests.api.api_helpers import access_token, bearer, client_assertion, token_form
@@ -151,8 +156,6 @@ def test_a_token_stops_working_once_its_certificate_is_revoked(
 ) -> None:
     token = access_token(client, identity, sender.enterprise_number)
     certificate = sender.certificates[0]
-    from ebox.db_types import utcnow
-
     certificate.revoked_at = utcnow()
     db.session.commit()
     answer = client.get("/api/v1/messages/x", headers=bearer(token))
@@ -200,3 +203,55 @@ def test_wrong_grant_and_unknown_endpoints_are_problems_too(
     )
     as_json = client.post("/api/v1/token", json={"grant_type": "client_credentials"})
     assert (as_json.status_code, as_json.get_json()["code"]) == (415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+# --- the tokens a process remembers -------------------------------------------------------
+
+
+def _issued(settings: Settings, now: datetime) -> str:
+    value, _lifetime = tokens.issue(settings, sender_id=7, certificate_sha256="ab" * 32, now=now)
+    return value
+
+
+def test_a_verified_token_is_remembered_and_not_decoded_again(
+    app: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, now = current_settings(), utcnow()
+    value = _issued(settings, now)
+    first = tokens.read(settings, value, now=now)
+
+    def no_decoding(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a remembered token was decoded again")
+
+    monkeypatch.setattr(tokens.jwt, "decode", no_decoding)
+    assert tokens.read(settings, value, now=now + timedelta(seconds=30)) == first
+    # Another key (another application) is not answered from this memory: it decodes.
+    other = dataclasses.replace(settings, secret_key="another secret key of 32 characters")
+    with pytest.raises(AssertionError, match="decoded again"):
+        tokens.read(other, value, now=now)
+
+
+def test_a_remembered_token_still_expires(app: object) -> None:
+    settings, now = current_settings(), utcnow()
+    value = _issued(settings, now)
+    tokens.read(settings, value, now=now)
+    later = now + timedelta(minutes=settings.api_token_minutes, seconds=1)
+    with pytest.raises(tokens.TokenRefused, match="expired"):
+        tokens.read(settings, value, now=later)
+
+
+def test_a_refused_token_is_not_remembered_and_the_memory_is_bounded(
+    app: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, now = current_settings(), utcnow()
+    monkeypatch.setattr(tokens, "_MEMORY", tokens._Memory())
+    monkeypatch.setattr(tokens, "REMEMBERED_TOKENS", 3)
+    forged = _issued(dataclasses.replace(settings, secret_key="x" * 40), now)
+    for _ in range(2):
+        with pytest.raises(tokens.TokenRefused, match="signature"):
+            tokens.read(settings, forged, now=now)
+    assert len(tokens._MEMORY) == 0
+    issued = [_issued(settings, now) for _ in range(5)]
+    for value in issued:
+        tokens.read(settings, value, now=now)
+    assert len(tokens._MEMORY) == 3
