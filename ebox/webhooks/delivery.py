@@ -7,6 +7,10 @@ stops the run: the error is recorded and the subscription backs off (30 s doubli
 hour, with jitter), then a retry job is scheduled; one failing without a break for
 DISABLE_AFTER is disabled, with the reason staff see.
 
+On PostgreSQL, events are served once every older transaction has ended (decision 0028): a
+run that finds none to send while some of the last minute are held back so comes again a
+second later, rather than leave them to the sweep.
+
 Only the retry delivers at the end of a back-off (the sweep too, within a minute): any other
 run finds the subscription not due and stops. So the retry must not be lost on the way. RQ's
 scheduler may start it a little early (whole seconds, the clocks of two hosts): then it is
@@ -40,7 +44,14 @@ from sqlalchemy import update
 from ebox import transactions
 from ebox.config import Settings, current_settings
 from ebox.db_types import utcnow
-from ebox.events.queries import Event, Position, encode_cursor, event_json, events_after
+from ebox.events.queries import (
+    Event,
+    Position,
+    encode_cursor,
+    event_json,
+    events_after,
+    held_back,
+)
 from ebox.extensions import db
 from ebox.redis_connection import redis_for_app
 from ebox.webhooks.models import WebhookSubscription
@@ -55,6 +66,9 @@ MAX_BACKOFF_SECONDS = 3600
 PAGE = 100
 MAX_PER_RUN = 1000  # then a new job goes on, so one busy subscription does not hold a worker
 LOCK_SECONDS = 60  # more than one delivery can take; renewed before each
+# Events held back longer than the sweep's period are the sweep's to deliver.
+HELD_BACK_WATCHED = timedelta(minutes=1)
+HELD_BACK_AGAIN_SECONDS = 1
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,7 @@ class Pending:
     secret: bytes
     position: Position
     events: list[Event]
+    held_back: bool = False  # none to send now, some soon (PostgreSQL)
 
 
 @dataclass(frozen=True)
@@ -105,6 +120,8 @@ def _deliver_locked(
                 request_retry(str(subscription_id), retry_due)
             return delivered
         if pending is None or not pending.events:
+            if pending is not None and pending.held_back:
+                request_delivery(str(subscription_id), after_seconds=HELD_BACK_AGAIN_SECONDS)
             return delivered
         position = pending.position
         for event in pending.events:
@@ -142,10 +159,13 @@ def _pending(
     if subscription.next_attempt_at is not None and subscription.next_attempt_at > now:
         return BackingOff(subscription.next_attempt_at)
     position = Position(subscription.position_xid, subscription.position_id)
-    page = events_after(
-        subscription.sender_id, encode_cursor(position), PAGE, subscription.event_types
-    )
-    return Pending(subscription.url, secret_of(subscription, settings), position, page.events)
+    sender, types = subscription.sender_id, subscription.event_types
+    page = events_after(sender, encode_cursor(position), PAGE, types)
+    secret = secret_of(subscription, settings)
+    if page.events:
+        return Pending(subscription.url, secret, position, page.events)
+    waiting = held_back(sender, position, types, now - HELD_BACK_WATCHED)
+    return Pending(subscription.url, secret, position, [], held_back=waiting)
 
 
 def _backing_off_until(subscription_id: uuid.UUID) -> datetime | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app, g
 from redis.exceptions import RedisError
@@ -61,12 +61,16 @@ def request_deliveries(sender_id: int) -> None:
         )
 
 
-def request_delivery(subscription_id: str) -> None:
-    """Enqueue one subscription's delivery now."""
+def request_delivery(subscription_id: str, *, after_seconds: float = 0) -> None:
+    """Enqueue one subscription's delivery, now or once after_seconds have passed."""
+    description = f"webhook {subscription_id}"
     try:
-        queue(fail_fast=True).enqueue(
-            _DELIVER, subscription_id, description=f"webhook {subscription_id}"
-        )
+        jobs = queue(fail_fast=True)
+        if after_seconds > 0:
+            at = datetime.now(UTC) + timedelta(seconds=after_seconds)
+            jobs.enqueue_at(_start(at), _DELIVER, subscription_id, description=description)
+        else:
+            jobs.enqueue(_DELIVER, subscription_id, description=description)
     except (RedisError, OSError) as error:
         log.warning("webhook %s not queued (Redis: %s); the sweep will", subscription_id, error)
 
@@ -77,12 +81,10 @@ def request_retry(subscription_id: str, due: datetime, *, at: datetime | None = 
     too early (ebox.webhooks.delivery).
 
     RQ's scheduler keeps whole seconds and starts a job as soon as the second it is filed under
-    has begun, up to a second before the moment asked for: the job is filed under the next
-    whole second."""
-    start = datetime.fromtimestamp(math.ceil((at or due).timestamp()), UTC)
+    has begun, up to a second before the moment asked for (_start)."""
     try:
         queue(fail_fast=True).enqueue_at(
-            start,
+            _start(at or due),
             _DELIVER,
             subscription_id,
             due.isoformat(),
@@ -92,6 +94,12 @@ def request_retry(subscription_id: str, due: datetime, *, at: datetime | None = 
         log.warning(
             "webhook %s retry not queued (Redis: %s); the sweep will", subscription_id, error
         )
+
+
+def _start(moment: datetime) -> datetime:
+    """When to file a job that must not start before moment: RQ's scheduler keeps whole seconds
+    and starts a job as soon as the second it is filed under has begun, so the next one."""
+    return datetime.fromtimestamp(math.ceil(moment.timestamp()), UTC)
 
 
 def forget_cached_senders() -> None:

@@ -9,12 +9,14 @@ import pytest
 from flask import Flask
 from redis import Redis
 from rq import Queue
+from sqlalchemy import select, text
 
 from ebox import transactions
 from ebox.audit.services import SYSTEM
 from ebox.config import Settings
 from ebox.extensions import db
 from ebox.jobs import QUEUE, AppWorker
+from ebox.senders.models import MessageType
 from ebox.webhooks.jobs import deliver_due
 from ebox.webhooks.models import WebhookSubscription
 from ebox.webhooks.services import create_subscription
@@ -33,9 +35,8 @@ def work(app: Flask, settings: Settings, *, with_scheduler: bool = False) -> Non
     db.session.expire_all()
 
 
-def failed_once(app: Flask, receiver: Receiver, settings: Settings) -> WebhookSubscription:
-    """A subscription whose first delivery (of two events) the worker made and the receiver
-    refused: it backs off, its retry scheduled."""
+def subscribed(receiver: Receiver, settings: Settings) -> MessageType:
+    """A new sender's message type, the sender subscribed with receiver."""
     message_type = create_message_type()
     created = create_subscription(
         sender=message_type.sender,
@@ -46,6 +47,13 @@ def failed_once(app: Flask, receiver: Receiver, settings: Settings) -> WebhookSu
     )
     transactions.commit()
     receiver.secret = created.secret
+    return message_type
+
+
+def failed_once(app: Flask, receiver: Receiver, settings: Settings) -> WebhookSubscription:
+    """A subscription whose first delivery (of two events) the worker made and the receiver
+    refused: it backs off, its retry scheduled."""
+    message_type = subscribed(receiver, settings)
     receiver.behaviours = [FAIL]
 
     citizen = create_citizen()
@@ -55,13 +63,15 @@ def failed_once(app: Flask, receiver: Receiver, settings: Settings) -> WebhookSu
     settled()
     work(app, settings)
     assert receiver.attempts == 1 and receiver.accepted == []
-    subscription = db.session.get(WebhookSubscription, created.subscription.id)
-    assert subscription is not None and subscription.next_attempt_at is not None
+    subscription = db.session.scalars(
+        select(WebhookSubscription).filter_by(sender_id=message_type.sender_id)
+    ).one()
+    assert subscription.next_attempt_at is not None
     return subscription
 
 
-def retry_when_due(app: Flask, settings: Settings) -> None:
-    """Run the worker with its scheduler once the scheduled retry may start."""
+def work_when_due(app: Flask, settings: Settings) -> None:
+    """Run the worker with its scheduler once the scheduled jobs may start."""
     time.sleep(max(max(scheduled_retries(settings)) - time.time(), 0) + 0.1)
     work(app, settings, with_scheduler=True)
 
@@ -80,7 +90,7 @@ def test_the_worker_delivers_after_the_commit_and_retries_a_failure(
     app: Flask, receiver: Receiver, webhook_settings: Settings
 ) -> None:
     subscription = failed_once(app, receiver, webhook_settings)
-    retry_when_due(app, webhook_settings)
+    work_when_due(app, webhook_settings)
     expected = [event.public_id for event in all_events(subscription.sender_id)]
     assert receiver.accepted_ids == expected and len(expected) == 2
 
@@ -103,7 +113,7 @@ def test_a_retry_never_starts_before_the_back_off_ends_and_one_started_early_com
     assert receiver.attempts == 1  # not due yet: the receiver is left alone
     assert [start >= due for start in scheduled_retries(webhook_settings)] == [True]
 
-    retry_when_due(app, webhook_settings)
+    work_when_due(app, webhook_settings)
     assert len(receiver.accepted) == 2 and receiver.attempts == 3
     assert scheduled_retries(webhook_settings) == []
 
@@ -115,27 +125,35 @@ def test_a_retry_that_finds_another_run_delivering_comes_again(
     redis = Redis.from_url(webhook_settings.redis_url)
     other_run = redis.lock(f"ebox:webhook:{subscription.id}", timeout=30)
     assert other_run.acquire(blocking=False)
-    retry_when_due(app, webhook_settings)  # finds the lock taken
+    work_when_due(app, webhook_settings)  # finds the lock taken
     assert receiver.attempts == 1 and len(scheduled_retries(webhook_settings)) == 1
     other_run.release()  # it found nothing due
 
-    retry_when_due(app, webhook_settings)
+    work_when_due(app, webhook_settings)
     assert len(receiver.accepted) == 2 and scheduled_retries(webhook_settings) == []
+
+
+@pytest.mark.postgres_only
+def test_events_an_older_transaction_holds_back_are_delivered_soon_after_it_ends(
+    app: Flask, receiver: Receiver, webhook_settings: Settings
+) -> None:
+    message_type = subscribed(receiver, webhook_settings)
+    with db.engine.connect() as other:
+        other.execute(text("SELECT pg_current_xact_id()"))  # began before the publication
+        create_document(create_citizen(), message_type=message_type, commit=False)
+        transactions.commit()  # queues the sender's deliveries
+        work(app, webhook_settings)
+        assert receiver.attempts == 0  # its event is not served yet
+        other.rollback()
+    assert len(scheduled_retries(webhook_settings)) == 1  # it comes again, not the sweep
+    work_when_due(app, webhook_settings)
+    assert len(receiver.accepted) == 1 and scheduled_retries(webhook_settings) == []
 
 
 def test_the_sweep_queues_what_no_request_announced(
     app: Flask, receiver: Receiver, webhook_settings: Settings
 ) -> None:
-    message_type = create_message_type()
-    created = create_subscription(
-        sender=message_type.sender,
-        url=receiver.url,
-        event_types=None,
-        settings=webhook_settings,
-        actor=SYSTEM,
-    )
-    db.session.commit()
-    receiver.secret = created.secret
+    message_type = subscribed(receiver, webhook_settings)
     create_document(create_citizen(), message_type=message_type)  # commits: nothing queued
     settled()
     work(app, webhook_settings)
