@@ -105,6 +105,8 @@ def test_the_search_answers_in_the_order_asked(client: FlaskClient, publisher: P
         ({"ids": ["x"] * 200, "references": [{"ticket": "T"}] * 51}, "TOO_MANY_IDS"),
         ({"ids": "x"}, "INVALID_REQUEST"),
         ({"references": [{"ticket": ""}]}, "INVALID_REQUEST"),
+        ({"references": [{"ticket": "T\x00"}]}, "INVALID_REQUEST"),  # PostgreSQL: no NUL
+        ({"ids": ["\udc00"]}, "INVALID_REQUEST"),  # half a surrogate pair
         ({"other": []}, "INVALID_REQUEST"),
     ],
 )
