@@ -145,7 +145,7 @@ def json_body(*, max_bytes: int = 256 * 1024) -> Any:
         )
     try:
         body = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # too deep: [[[[...
         raise ApiProblem(400, INVALID_REQUEST, "The request body is not valid JSON.") from None
     refuse_unstorable_text(body, "The request body")
     return body

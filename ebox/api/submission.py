@@ -174,7 +174,7 @@ def _parts(body: bytes) -> dict[str, list[bytes]]:
 def _json_object(data: bytes) -> dict[str, Any]:
     try:
         message = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # too deep: [[[[...
         raise _invalid("The message part is not valid JSON.") from None
     if not isinstance(message, dict):
         raise _invalid("The message part must be a JSON object.")

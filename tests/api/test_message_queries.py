@@ -118,6 +118,18 @@ def test_a_search_out_of_bounds_is_refused(
     assert (answer.status_code, answer.get_json()["code"]) == (400, code)
 
 
+def test_a_body_nested_too_deep_for_the_parser_is_refused(
+    client: FlaskClient, publisher: Publisher
+) -> None:
+    answer = client.post(
+        "/api/v1/messages:search",
+        data=b"[" * 100_000,
+        content_type="application/json",
+        headers=bearer(publisher.token),
+    )
+    assert (answer.status_code, answer.get_json()["code"]) == (400, "INVALID_REQUEST")
+
+
 def test_exactly_250_queries_are_answered(client: FlaskClient, publisher: Publisher) -> None:
     answer = client.post(
         "/api/v1/messages:search",
