@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from flask import Response, request
@@ -143,9 +144,37 @@ def json_body(*, max_bytes: int = 256 * 1024) -> Any:
             413, faults.REQUEST_TOO_LARGE, f"The body is larger than {max_bytes} bytes."
         )
     try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # too deep: [[[[...
         raise ApiProblem(400, INVALID_REQUEST, "The request body is not valid JSON.") from None
+    refuse_unstorable_text(body, "The request body")
+    return body
+
+
+# A NUL character, or half of a UTF-16 surrogate pair (json.loads joins whole pairs).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def refuse_unstorable_text(value: Any, what: str) -> None:
+    """400 if value holds text no database column can keep: PostgreSQL refuses NUL characters,
+    and half a surrogate pair is no UTF-8 at all. Refused here rather than answered with a 500
+    where the text meets the database."""
+    if _has_unstorable_text(value):
+        raise ApiProblem(
+            400,
+            INVALID_REQUEST,
+            f"{what} has text with a NUL character or half a surrogate pair.",
+        )
+
+
+def _has_unstorable_text(value: Any) -> bool:
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is not None
+    if isinstance(value, list):
+        return any(_has_unstorable_text(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_unstorable_text(k) or _has_unstorable_text(v) for k, v in value.items())
+    return False
 
 
 # --- errors met outside the API's own code (routing, the body's size, outages) ------------

@@ -159,10 +159,11 @@ def _parts(body: bytes) -> dict[str, list[bytes]]:
 def _json_object(data: bytes) -> dict[str, Any]:
     try:
         message = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # too deep: [[[[...
         raise _invalid("The message part is not valid JSON.") from None
     if not isinstance(message, dict):
         raise _invalid("The message part must be a JSON object.")
+    problems.refuse_unstorable_text(message, "The message part")
     unknown = sorted(set(message) - _MESSAGE_MEMBERS)
     if unknown:
         raise _invalid(f"message has an unknown member {unknown[0]!r}.")

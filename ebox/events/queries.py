@@ -97,6 +97,25 @@ def events_after(
     return EventPage(events=events, next_cursor=encode_cursor(last))
 
 
+def held_back(
+    sender_id: int, position: Position, types: Iterable[str] | None, since: datetime
+) -> bool:
+    """Whether the sender has events after position, occurred since then, that are not served
+    yet because an older transaction still runs (PostgreSQL; SQLite serves them at once)."""
+    if db.engine.dialect.name != "postgresql":
+        return False
+    events = SenderEvent
+    query = select(events.id).where(
+        events.sender_id == sender_id,
+        tuple_(events.xid, events.id) > tuple_(position.xid, position.id),
+        events.xid >= _oldest_running_transaction(),
+        events.occurred_at >= since,
+    )
+    if types is not None:
+        query = query.where(events.type.in_(list(types)))
+    return db.session.scalar(query.limit(1)) is not None
+
+
 def current_position(sender_id: int) -> Position:
     """Where a new reader starts so as to get what happens from now on: after every event
     served already. On PostgreSQL that is before the events of transactions still running

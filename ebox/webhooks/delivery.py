@@ -7,6 +7,18 @@ stops the run: the error is recorded and the subscription backs off (30 s doubli
 hour, with jitter), then a retry job is scheduled; one failing without a break for
 DISABLE_AFTER is disabled, with the reason staff see.
 
+On PostgreSQL, events are served once every older transaction has ended (decision 0028): a
+run that finds none to send while some of the last minute are held back so comes again a
+second later, rather than leave them to the sweep.
+
+Only the retry delivers at the end of a back-off (the sweep too, within a minute): any other
+run finds the subscription not due and stops. So the retry must not be lost on the way. RQ's
+scheduler may start it a little early (whole seconds, the clocks of two hosts): then it is
+scheduled again for the end of the back-off. It may find another run holding the lock (one
+that started just before the back-off ended and found nothing due): then it comes again a
+second later. Either way only while the back-off it was made for is the subscription's
+current one; a newer failure has scheduled its own retry.
+
 One worker at a time per subscription: a Redis lock (SET NX with an expiry, renewed before each
 event), not a database row lock. A row lock would keep a transaction, and so a transaction id,
 open during every HTTP call; the events of all senders are served only once every older
@@ -32,11 +44,18 @@ from sqlalchemy import update
 from ebox import transactions
 from ebox.config import Settings, current_settings
 from ebox.db_types import utcnow
-from ebox.events.queries import Event, Position, encode_cursor, event_json, events_after
+from ebox.events.queries import (
+    Event,
+    Position,
+    encode_cursor,
+    event_json,
+    events_after,
+    held_back,
+)
 from ebox.extensions import db
 from ebox.redis_connection import redis_for_app
 from ebox.webhooks.models import WebhookSubscription
-from ebox.webhooks.requests import request_delivery
+from ebox.webhooks.requests import request_delivery, request_retry
 from ebox.webhooks.sending import send
 from ebox.webhooks.services import secret_of
 
@@ -47,6 +66,9 @@ MAX_BACKOFF_SECONDS = 3600
 PAGE = 100
 MAX_PER_RUN = 1000  # then a new job goes on, so one busy subscription does not hold a worker
 LOCK_SECONDS = 60  # more than one delivery can take; renewed before each
+# Events held back longer than the sweep's period are the sweep's to deliver.
+HELD_BACK_WATCHED = timedelta(minutes=1)
+HELD_BACK_AGAIN_SECONDS = 1
 
 
 @dataclass(frozen=True)
@@ -55,28 +77,51 @@ class Pending:
     secret: bytes
     position: Position
     events: list[Event]
+    held_back: bool = False  # none to send now, some soon (PostgreSQL)
 
 
-def deliver_pending(subscription_id: uuid.UUID, *, now: datetime | None = None) -> int:
+@dataclass(frozen=True)
+class BackingOff:
+    until: datetime
+
+
+def deliver_pending(
+    subscription_id: uuid.UUID,
+    *,
+    now: datetime | None = None,
+    retry_due: datetime | None = None,
+) -> int:
     """Send the subscription's pending events; returns how many were delivered. Does nothing
-    while another worker delivers for it, or while it backs off after a failure."""
+    while another worker delivers for it, or while it backs off after a failure. retry_due:
+    this run is the retry scheduled for the end of the back-off until then."""
     lock = _redis().lock(f"ebox:webhook:{subscription_id}", timeout=LOCK_SECONDS)
     if not lock.acquire(blocking=False):
+        if retry_due is not None and _backing_off_until(subscription_id) == retry_due:
+            at = max(retry_due, utcnow()) + timedelta(seconds=1)
+            request_retry(str(subscription_id), retry_due, at=at)
         return 0
     try:
-        return _deliver_locked(subscription_id, lock, now)
+        return _deliver_locked(subscription_id, lock, now, retry_due)
     finally:
         if lock.owned():
             lock.release()
 
 
-def _deliver_locked(subscription_id: uuid.UUID, lock: Lock, now: datetime | None) -> int:
+def _deliver_locked(
+    subscription_id: uuid.UUID, lock: Lock, now: datetime | None, retry_due: datetime | None
+) -> int:
     settings = current_settings()
     delivered = 0
     while delivered < MAX_PER_RUN:
         pending = _pending(subscription_id, now or utcnow(), settings)
         transactions.rollback()  # no transaction stays open while a receiver answers
+        if isinstance(pending, BackingOff):
+            if retry_due is not None and pending.until == retry_due:  # started early
+                request_retry(str(subscription_id), retry_due)
+            return delivered
         if pending is None or not pending.events:
+            if pending is not None and pending.held_back:
+                request_delivery(str(subscription_id), after_seconds=HELD_BACK_AGAIN_SECONDS)
             return delivered
         position = pending.position
         for event in pending.events:
@@ -104,18 +149,30 @@ def _still_ours(lock: Lock) -> bool:
     return True
 
 
-def _pending(subscription_id: uuid.UUID, now: datetime, settings: Settings) -> Pending | None:
+def _pending(
+    subscription_id: uuid.UUID, now: datetime, settings: Settings
+) -> Pending | BackingOff | None:
     subscription = db.session.get(WebhookSubscription, subscription_id)
     if subscription is None or not subscription.is_active:
         return None
     # The retry scheduled for then will come; a request in between must not hammer a receiver.
     if subscription.next_attempt_at is not None and subscription.next_attempt_at > now:
-        return None
+        return BackingOff(subscription.next_attempt_at)
     position = Position(subscription.position_xid, subscription.position_id)
-    page = events_after(
-        subscription.sender_id, encode_cursor(position), PAGE, subscription.event_types
-    )
-    return Pending(subscription.url, secret_of(subscription, settings), position, page.events)
+    sender, types = subscription.sender_id, subscription.event_types
+    page = events_after(sender, encode_cursor(position), PAGE, types)
+    secret = secret_of(subscription, settings)
+    if page.events:
+        return Pending(subscription.url, secret, position, page.events)
+    waiting = held_back(sender, position, types, now - HELD_BACK_WATCHED)
+    return Pending(subscription.url, secret, position, [], held_back=waiting)
+
+
+def _backing_off_until(subscription_id: uuid.UUID) -> datetime | None:
+    subscription = db.session.get(WebhookSubscription, subscription_id)
+    until = subscription.next_attempt_at if subscription and subscription.is_active else None
+    transactions.rollback()
+    return until
 
 
 def _advance(subscription_id: uuid.UUID, old: Position, new: Position, now: datetime) -> bool:
@@ -155,10 +212,9 @@ def record_failure(
         _disable(subscription, now)
     else:
         delay = backoff_seconds(subscription.failures, settings.webhook_retry_base_seconds)
-        subscription.next_attempt_at = now + timedelta(seconds=delay)
-        transactions.after_commit(
-            lambda: request_delivery(str(subscription_id), delay_seconds=delay)
-        )
+        due = now + timedelta(seconds=delay)
+        subscription.next_attempt_at = due
+        transactions.after_commit(lambda: request_retry(str(subscription_id), due))
         log.info("webhook %s failed (%s); next try in %.0f s", subscription_id, error, delay)
     transactions.commit()
 

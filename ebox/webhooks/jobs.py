@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 
 from sqlalchemy import or_, select
 
@@ -17,8 +18,11 @@ from ebox.webhooks.requests import request_delivery
 log = logging.getLogger(__name__)
 
 
-def deliver(subscription_id: str) -> int:
-    return deliver_pending(uuid.UUID(subscription_id))
+def deliver(subscription_id: str, retry_due: str | None = None) -> int:
+    """A subscription's delivery; retry_due (ISO 8601) when it is the retry scheduled for the
+    end of a back-off."""
+    due = datetime.fromisoformat(retry_due) if retry_due else None
+    return deliver_pending(uuid.UUID(subscription_id), retry_due=due)
 
 
 def deliver_for_sender(sender_id: int) -> int:

@@ -10,8 +10,9 @@ process (and again at once when this process changes a subscription).
 from __future__ import annotations
 
 import logging
+import math
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app, g
 from redis.exceptions import RedisError
@@ -24,6 +25,7 @@ from ebox.webhooks.models import WebhookSubscription
 
 log = logging.getLogger(__name__)
 
+_DELIVER = "ebox.webhooks.jobs.deliver"
 _CACHE = "ebox.webhooks.senders"
 CACHE_SECONDS = 60
 
@@ -59,23 +61,45 @@ def request_deliveries(sender_id: int) -> None:
         )
 
 
-def request_delivery(subscription_id: str, *, delay_seconds: float = 0) -> None:
-    """Enqueue one subscription's delivery, now or after delay_seconds (a retry)."""
+def request_delivery(subscription_id: str, *, after_seconds: float = 0) -> None:
+    """Enqueue one subscription's delivery, now or once after_seconds have passed."""
+    description = f"webhook {subscription_id}"
     try:
         jobs = queue(fail_fast=True)
-        job = "ebox.webhooks.jobs.deliver"
-        description = f"webhook {subscription_id}"
-        if delay_seconds > 0:
-            jobs.enqueue_in(
-                timedelta(seconds=delay_seconds),
-                job,
-                subscription_id,
-                description=description,
-            )
+        if after_seconds > 0:
+            at = datetime.now(UTC) + timedelta(seconds=after_seconds)
+            jobs.enqueue_at(_start(at), _DELIVER, subscription_id, description=description)
         else:
-            jobs.enqueue(job, subscription_id, description=description)
+            jobs.enqueue(_DELIVER, subscription_id, description=description)
     except (RedisError, OSError) as error:
         log.warning("webhook %s not queued (Redis: %s); the sweep will", subscription_id, error)
+
+
+def request_retry(subscription_id: str, due: datetime, *, at: datetime | None = None) -> None:
+    """Schedule the retry of a subscription backing off until due, to start at due (or at a
+    later moment). The job carries due, so that it knows itself for that retry if it starts
+    too early (ebox.webhooks.delivery).
+
+    RQ's scheduler keeps whole seconds and starts a job as soon as the second it is filed under
+    has begun, up to a second before the moment asked for (_start)."""
+    try:
+        queue(fail_fast=True).enqueue_at(
+            _start(at or due),
+            _DELIVER,
+            subscription_id,
+            due.isoformat(),
+            description=f"webhook {subscription_id} retry",
+        )
+    except (RedisError, OSError) as error:
+        log.warning(
+            "webhook %s retry not queued (Redis: %s); the sweep will", subscription_id, error
+        )
+
+
+def _start(moment: datetime) -> datetime:
+    """When to file a job that must not start before moment: RQ's scheduler keeps whole seconds
+    and starts a job as soon as the second it is filed under has begun, so the next one."""
+    return datetime.fromtimestamp(math.ceil(moment.timestamp()), UTC)
 
 
 def forget_cached_senders() -> None:

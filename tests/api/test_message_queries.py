@@ -105,6 +105,8 @@ def test_the_search_answers_in_the_order_asked(client: FlaskClient, publisher: P
         ({"ids": ["x"] * 200, "references": [{"ticket": "T"}] * 51}, "TOO_MANY_IDS"),
         ({"ids": "x"}, "INVALID_REQUEST"),
         ({"references": [{"ticket": ""}]}, "INVALID_REQUEST"),
+        ({"references": [{"ticket": "T\x00"}]}, "INVALID_REQUEST"),  # PostgreSQL: no NUL
+        ({"ids": ["\udc00"]}, "INVALID_REQUEST"),  # half a surrogate pair
         ({"other": []}, "INVALID_REQUEST"),
     ],
 )
@@ -114,6 +116,18 @@ def test_a_search_out_of_bounds_is_refused(
     answer = client.post("/api/v1/messages:search", json=body, headers=bearer(publisher.token))
     assert answer.mimetype == PROBLEM
     assert (answer.status_code, answer.get_json()["code"]) == (400, code)
+
+
+def test_a_body_nested_too_deep_for_the_parser_is_refused(
+    client: FlaskClient, publisher: Publisher
+) -> None:
+    answer = client.post(
+        "/api/v1/messages:search",
+        data=b"[" * 100_000,
+        content_type="application/json",
+        headers=bearer(publisher.token),
+    )
+    assert (answer.status_code, answer.get_json()["code"]) == (400, "INVALID_REQUEST")
 
 
 def test_exactly_250_queries_are_answered(client: FlaskClient, publisher: Publisher) -> None:

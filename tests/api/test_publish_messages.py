@@ -113,6 +113,8 @@ def _refused(answer: Any, status: int, code: str) -> dict[str, Any]:
         ({"title": 5}, [MAIN], 400, "INVALID_REQUEST"),
         ({"colour": "red"}, [MAIN], 400, "INVALID_REQUEST"),
         ({"reference": {"ticket": "A", "sequence": "1"}}, [MAIN], 400, "INVALID_REQUEST"),
+        ({"reference": {"ticket": "T\x00"}}, [MAIN], 400, "INVALID_REQUEST"),  # PostgreSQL: no NUL
+        ({"title": "half a pair \ud800"}, [MAIN], 400, "INVALID_REQUEST"),
     ],
 )
 def test_a_refused_publication_stores_nothing_and_is_audited(
