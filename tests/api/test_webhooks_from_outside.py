@@ -21,7 +21,7 @@ from ebox.extensions import db
 from ebox.jobs import QUEUE, AppWorker
 from tests.api.api_helpers import bearer, live_access_token, message_part, publish_live
 from tests.api.conftest import ApiSender
-from tests.factories import create_citizen
+from tests.factories import create_citizen, login
 from tests.live_server import LiveServer
 from tests.webhooks.receiver import FAIL, Receiver, running_receiver
 
@@ -133,3 +133,46 @@ def test_the_receiver_gets_every_event_once_in_order_after_failures(
         None,
         True,
     )
+
+
+def test_the_citizens_reading_reaches_the_senders_webhook_and_its_events(
+    api_server: LiveServer,
+    served_settings: Settings,
+    api_sender: ApiSender,
+    receiver: Receiver,
+) -> None:
+    """The issue's whole journey: published over REST, read by the citizen in eBox's portal,
+    the reading pushed to the sender's webhook and pulled from its events, the same."""
+    citizen = create_citizen()
+    db.session.commit()
+    token = live_access_token(api_server.url, api_sender.identity, api_sender.client_id)
+    created = requests.post(
+        f"{api_server.url}/api/v1/webhooks",
+        json={"url": receiver.url, "eventTypes": ["message.published", "message.read"]},
+        headers=bearer(token),
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    receiver.secret = created.json()["secret"]
+    documents = [("letter.pdf", "application/pdf", make_pdf("Letter", ["A letter"]))]
+    message = message_part(citizen.national_number, api_sender.message_type.code, documents)
+    published = publish_live(api_server.url, token, message, documents)
+    assert published.status_code == 201, published.text
+    message_id = published.json()["id"]
+
+    portal = api_server.app.test_client()
+    login(portal, citizen)
+    assert portal.get(f"/documents/{message_id}").status_code == 200
+    db.session.remove()  # nothing of this test's own stays open to hold events back
+
+    work_until(api_server.app, served_settings.redis_url, lambda: len(receiver.accepted) >= 2)
+    assert [(event["type"], event["messageId"]) for event in receiver.accepted] == [
+        ("message.published", message_id),
+        ("message.read", message_id),
+    ]
+    assert receiver.accepted == pulled_events(api_server.url, token)
+    status = requests.get(
+        f"{api_server.url}/api/v1/messages/{message_id}", headers=bearer(token), timeout=30
+    ).json()
+    assert status["status"] == "read"
+    assert receiver.accepted[1]["time"] == status["readAt"]
