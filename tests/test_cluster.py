@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import http.client
 import io
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -45,6 +47,7 @@ from rq import Worker
 from ebox.demo.pdf import make_pdf
 from ebox.storage.crypto import decrypt, unwrap_data_key
 from examples.ebox_client import fault_code, make_client, message_fields
+from tests.api.api_helpers import client_assertion, message_part, token_form
 from tests.conftest import POSTGRES_SERVER
 from tests.soap.wss_helpers import Identity, make_identity
 
@@ -180,6 +183,9 @@ def test_two_nodes_behind_nginx_lose_nothing_acknowledged_when_one_is_killed(
     assert portal.status_code == 200
     assert portal.headers["Strict-Transport-Security"] == "max-age=63072000; includeSubDomains"
 
+    # REST through nginx's portal server, with an attachment larger than its 3 MiB forms.
+    _publish_over_rest_through_nginx(cluster, identity)
+
     # One publication through nginx, read back through each node directly.
     through_nginx = _service(cluster, identity, tls[0])
     first_pdf = make_pdf("Cluster letter 0", ["Published through nginx."])
@@ -243,7 +249,7 @@ def test_two_nodes_behind_nginx_lose_nothing_acknowledged_when_one_is_killed(
         assert row["sha256"] == sha256, ticket
         assert _decrypted_sha256(cluster, row) == sha256, ticket
         decrypted += 1
-    stray = {row["ticket"] for row in rows} - set(expected) - {"CLUSTER-REGISTERED"}
+    stray = {row["ticket"] for row in rows} - set(expected) - {"CLUSTER-REGISTERED", "CLUSTER-REST"}
     report = (
         f"{len(expected)} acknowledged ({len(load.acknowledged)} under load, {killed_at} before "
         f"the kill), {len(found)} found, {decrypted} decrypted, {duplicates} duplicates, "
@@ -387,6 +393,39 @@ def _create_sender(cluster: Running, identity: Identity, folder: Path) -> int:
     )
     assert created.returncode == 0, created.stderr
     return int(created.stdout.strip().splitlines()[-1])
+
+
+def _publish_over_rest_through_nginx(cluster: Running, identity: Identity) -> None:
+    """A token and a 4 MiB message over REST through nginx; a body announced beyond the
+    publication limit is refused by nginx itself, as a problem like eBox's own."""
+    url = cluster.description["public_url"]
+    session = _session(cluster)
+    assertion = client_assertion(identity, "0123456749", audience=f"{url}/api/v1/token")
+    token = session.post(f"{url}/api/v1/token", data=token_form(assertion), timeout=10)
+    assert token.status_code == 200, token.text
+    letter = make_pdf("Cluster REST letter", ["Published over REST through nginx."])
+    table = ("day;amount\n" + "2026-12-02;100\n" * 280_000).encode()  # about 4.2 MB
+    documents = [("letter.pdf", "application/pdf", letter), ("table.csv", "text/csv", table)]
+    message = message_part(RECIPIENT, "TAX", documents, reference={"ticket": "CLUSTER-REST"})
+    files = [("message", ("message.json", json.dumps(message).encode(), "application/json"))]
+    files += [("documents", (name, data, kind)) for name, kind, data in documents]
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}", "Idempotency-Key": "k1"}
+    published = session.post(f"{url}/api/v1/messages", files=files, headers=headers, timeout=60)
+    assert published.status_code == 201, published.text
+    assert [d["sizeBytes"] for d in published.json()["documents"]] == [len(letter), len(table)]
+
+    host, port = url.removeprefix("https://").split(":")
+    context = ssl.create_default_context(cafile=cluster.description["ca"])
+    connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
+    connection.putrequest("POST", "/api/v1/messages")
+    connection.putheader("Content-Type", "multipart/form-data; boundary=x")
+    connection.putheader("Content-Length", str(42 * 1024 * 1024))
+    connection.endheaders()
+    refused = connection.getresponse()
+    assert refused.status == 413
+    assert refused.getheader("Content-Type") == "application/problem+json"
+    assert json.loads(refused.read())["code"] == "REQUEST_TOO_LARGE"
+    connection.close()
 
 
 def _client_certificates(cluster: Running, folder: Path, count: int) -> list[tuple[str, str]]:
