@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from werkzeug.serving import make_server
 
 from ebox import create_app
@@ -22,6 +22,7 @@ from ebox.extensions import db
 from tests.browser.browser_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    PHONE,
     LiveServer,
     load_demo_data,
     phone_context,
@@ -77,5 +78,18 @@ def phone(browser: Browser, live_server: LiveServer) -> Iterator[Page]:
     page = context.new_page()
     try:
         yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def no_script_context(browser: Browser, live_server: LiveServer) -> Iterator[BrowserContext]:
+    """A fresh browser context at a phone's width with JavaScript turned off."""
+    context = browser.new_context(
+        base_url=live_server.url, viewport=PHONE, java_script_enabled=False, locale="en-GB"
+    )
+    context.set_default_timeout(10_000)
+    try:
+        yield context
     finally:
         context.close()

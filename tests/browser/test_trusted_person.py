@@ -6,7 +6,6 @@ next request is refused. axe-core finds nothing serious on the new pages."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import date, timedelta
 
 import pytest
@@ -14,7 +13,6 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from ebox.demo.data import DEMO_CITIZENS
 from tests.browser.browser_helpers import (
-    PHONE,
     LiveServer,
     assert_fits_phone,
     axe_source,
@@ -28,18 +26,6 @@ pytestmark = pytest.mark.slow
 
 MARIE = next(citizen for citizen in DEMO_CITIZENS if citizen.given_name == "Marie")
 LUKAS = next(citizen for citizen in DEMO_CITIZENS if citizen.given_name == "Lukas")
-
-
-@pytest.fixture
-def without_script(browser: Browser, live_server: LiveServer) -> Iterator[BrowserContext]:
-    context = browser.new_context(
-        base_url=live_server.url, viewport=PHONE, java_script_enabled=False, locale="en-GB"
-    )
-    context.set_default_timeout(10_000)
-    try:
-        yield context
-    finally:
-        context.close()
 
 
 def open_menu_link(page: Page, name: str) -> None:
@@ -69,13 +55,13 @@ def accept(page: Page, code: str) -> None:
 
 
 def test_a_trusted_person_reads_and_the_owner_sees_it_then_ends_it(
-    browser: Browser, live_server: LiveServer, without_script: BrowserContext
+    browser: Browser, live_server: LiveServer, no_script_context: BrowserContext
 ) -> None:
     source = axe_source()
     found: list[str] = []
     owner_context = phone_context(browser, live_server)
     owner = owner_context.new_page()
-    holder = without_script.new_page()
+    holder = no_script_context.new_page()
     try:
         _log_in_in_english(owner, MARIE.given_name, has_script=True)
         first_title = owner.locator("#document-list .document__title a").first.inner_text()

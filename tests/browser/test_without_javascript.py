@@ -4,30 +4,17 @@ the citizen did not ask for, so that the access history records only what they d
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
 
 from ebox.demo.data import DEMO_CITIZENS
-from tests.browser.browser_helpers import PHONE, LiveServer, phone_context
+from tests.browser.browser_helpers import LiveServer, phone_context
 
 pytestmark = pytest.mark.slow
 
 MARIE = next(citizen for citizen in DEMO_CITIZENS if citizen.given_name == "Marie")
 DESKTOP = {"width": 1280, "height": 900}
-
-
-@pytest.fixture
-def no_script_context(browser: Browser, live_server: LiveServer) -> Iterator[BrowserContext]:
-    context = browser.new_context(
-        base_url=live_server.url, viewport=PHONE, java_script_enabled=False, locale="en-GB"
-    )
-    context.set_default_timeout(10_000)
-    try:
-        yield context
-    finally:
-        context.close()
 
 
 def _log_in_in_english(page: Page, given_name: str, *, has_script: bool = False) -> None:
