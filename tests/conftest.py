@@ -7,6 +7,7 @@ database of its own, created fresh). EBOX_TEST_DATABASE=sqlite runs the same tes
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import socket
 import uuid
@@ -190,3 +191,40 @@ def webhook_settings(app: Flask, empty_redis_url: str) -> Iterator[Settings]:
     yield settings
     for name, value in previous.items():
         setattr(settings, name, value)
+
+
+# The tests' own peers log what they send and receive: the SMTP server the mail goes to, and
+# an institution's SOAP client. Everything else in the process is eBox or a library it runs.
+LOG_PEERS = ("mail.log", "zeep", "urllib3")
+
+
+class _KeepEverything(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.name.startswith(LOG_PEERS):
+            self.records.append(record)
+
+
+@pytest.fixture
+def every_log_record() -> Iterator[list[logging.LogRecord]]:
+    """Every record of every logger but the peers', at every level, while the test runs: what
+    the privacy tests search for national numbers, names, titles and content."""
+    handler = _KeepEverything()
+    root = logging.getLogger()
+    loggers = [logging.getLogger(name) for name in logging.root.manager.loggerDict]
+    disabled = {logger.name: logger.disabled for logger in loggers}
+    for logger in loggers:
+        logger.disabled = False
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    try:
+        yield handler.records
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        for logger in loggers:
+            logger.disabled = disabled[logger.name]

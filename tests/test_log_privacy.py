@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -49,42 +48,6 @@ TITLE = "Zorgverzekering beslissing Quixotic"
 BODY = "Uw persoonlijke toelichting Zanzibar"
 PDF_WORDS = "Inhoud van de brief Xylophone"
 REGISTERED_TITLE = "Aangetekende brief Marmalade"
-
-
-# The test's own peers log what they send and receive: the SMTP server the mail goes to, and
-# the institution's SOAP client. Everything else in the process is eBox or a library it runs.
-PEERS = ("mail.log", "zeep", "urllib3")
-
-
-class KeepEverything(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if not record.name.startswith(PEERS):
-            self.records.append(record)
-
-
-@pytest.fixture
-def every_log_record() -> Iterator[list[logging.LogRecord]]:
-    """Every record of every logger, at every level, while the test runs."""
-    handler = KeepEverything()
-    root = logging.getLogger()
-    loggers = [logging.getLogger(name) for name in logging.root.manager.loggerDict]
-    disabled = {logger.name: logger.disabled for logger in loggers}
-    for logger in loggers:
-        logger.disabled = False
-    level = root.level
-    root.setLevel(logging.DEBUG)
-    root.addHandler(handler)
-    try:
-        yield handler.records
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
-        for logger in loggers:
-            logger.disabled = disabled[logger.name]
 
 
 def submit(client: FlaskClient, page: str, action: str, data: dict[str, str] | None = None):  # type: ignore[no-untyped-def]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -261,38 +260,8 @@ def test_a_changed_representative_proves_nothing(
 # --- the logs --------------------------------------------------------------------------------
 
 
-class _Keep(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def log_records() -> Iterator[list[logging.LogRecord]]:
-    """Every record of every logger, at every level, while the test runs."""
-    handler = _Keep()
-    root = logging.getLogger()
-    loggers = [logging.getLogger(name) for name in logging.root.manager.loggerDict]
-    disabled = {logger.name: logger.disabled for logger in loggers}
-    for logger in loggers:
-        logger.disabled = False
-    level = root.level
-    root.setLevel(logging.DEBUG)
-    root.addHandler(handler)
-    try:
-        yield handler.records
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
-        for logger in loggers:
-            logger.disabled = disabled[logger.name]
-
-
 def test_the_representative_is_never_logged(
-    app: Flask, runner: FlaskCliRunner, tmp_path: Path, log_records: list[logging.LogRecord]
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path, every_log_record: list[logging.LogRecord]
 ) -> None:
     document = opened_by_representative()
     assert make_proof(str(document.id)) is not None
@@ -300,14 +269,14 @@ def test_the_representative_is_never_logged(
     code, _ = verify(runner, tmp_path / "handover.xml", *platform_trust(tmp_path))
     assert code == 0
 
-    messages = [record.getMessage() for record in log_records]
+    messages = [record.getMessage() for record in every_log_record]
     assert any("(ContentHandover, by a representative)" in message for message in messages)
     n = HOLDER_NUMBER
     printed = f"{n[0:2]}.{n[2:4]}.{n[4:6]}-{n[6:9]}.{n[9:11]}"
     forbidden = [HOLDER_NUMBER, printed, "Wouters", "Quenneville", "_holder-assertion-99"]
     leaks = [
         (record.name, text)
-        for record in log_records
+        for record in every_log_record
         for text in (
             logging.Formatter("%(message)s").format(record),
             MaskingFormatter("%(message)s").format(record),
