@@ -63,7 +63,9 @@ def _publish(sender: Sender, submission: Submission) -> Accepted:
     """Publish through the one way in, audited; its refusals as problems of the same code."""
     try:
         submitted = _publication(sender, submission)
-        return publish_audited(submitted, submission.files[0].content, _attachments(submission))
+        return publish_audited(
+            submitted, submission.files[0].content, _attachments(submission), channel="rest"
+        )
     except publication.PublicationRefused as refusal:
         raise ApiProblem(problems.status_of(refusal.code), refusal.code, refusal.message) from None
     except TimestampError as error:

@@ -38,11 +38,20 @@ def publish_audited(
     submitted: publication.Publication,
     content: BinaryIO | bytes,
     attachments: Sequence[publication.SubmittedAttachment] = (),
+    *,
+    channel: str,
 ) -> Accepted:
-    """Publish, and audit the publication (a retry too). Flushes; refusals propagate."""
+    """Publish, and audit the publication (a retry too) with the channel it came by ("soap" or
+    "rest"). Flushes; refusals propagate."""
     published = publication.publish(submitted, content, attachments)
     document = published.document
-    _audit_publication(submitted.sender, document, is_new=published.is_new)
+    _audit_publication(
+        submitted.sender,
+        document,
+        is_new=published.is_new,
+        channel=channel,
+        attachments=len(attachments),
+    )
     activated = published.recipient_is_activated
     if activated is None:
         activated = is_activated(document.recipient_national_number)
@@ -59,7 +68,9 @@ def is_activated(number: str) -> bool:
     return bool(activated)
 
 
-def _audit_publication(sender: Sender, document: Document, *, is_new: bool) -> None:
+def _audit_publication(
+    sender: Sender, document: Document, *, is_new: bool, channel: str, attachments: int
+) -> None:
     record_event(
         Actor("sender", str(sender.id)),
         "document.published",
@@ -73,6 +84,8 @@ def _audit_publication(sender: Sender, document: Document, *, is_new: bool) -> N
             "size_bytes": document.size_bytes,
             "registered": document.is_registered,
             "repeated": not is_new,
+            "channel": channel,
+            "attachments": attachments,
         },
     )
 

@@ -122,7 +122,9 @@ def publish(request: etree._Element, caller: Caller, *, is_registered: bool) -> 
             _publication(request, sender, is_registered=is_registered),
             sender_certificate_sha256=caller.certificate_sha256,
         )
-        return publish_audited(submitted, _base64(text_of(request, *DOCUMENT_CONTENT)))
+        return publish_audited(
+            submitted, _base64(text_of(request, *DOCUMENT_CONTENT)), channel="soap"
+        )
     except publication.PublicationRefused as refusal:
         code = _REFUSAL_TO_FAULT.get(refusal.code, refusal.code)
         raise SoapFault(code, refusal.message) from None

@@ -285,4 +285,5 @@ def test_a_publication_is_audited_like_soaps(client: FlaskClient, publisher: Pub
     assert event.subject_id == body["id"]
     assert event.details["ticket"] == message["reference"]["ticket"]
     assert event.details["repeated"] is False
+    assert (event.details["channel"], event.details["attachments"]) == ("rest", 1)
     assert json.dumps(event.details).count(message["recipient"]) == 0  # masked

@@ -186,6 +186,7 @@ def test_a_retry_with_the_same_message_id_and_message_returns_the_first_id(
     assert len(set(list_storage_keys()) - stored_keys) == 1
     published = [d for _, action, d in audit_actions() if action == "document.published"]
     assert [d["repeated"] for d in published] == [False, True]
+    assert {d["channel"] for d in published} == {"soap"}
 
 
 @pytest.mark.parametrize(
