@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -369,7 +370,8 @@ def restore_check_command(
 ) -> None:
     """After a restore, before serving: the audit log verifies, a sample of proofs and
     evidence verifies, a sample of documents decrypts under every master key in use (so the
-    object store matches the database). Exit status 1 if any check fails."""
+    object store matches the database), webhook secrets unwrap. Exit status 1 if any check
+    fails."""
 
     from ebox import restore_check
 
@@ -396,6 +398,7 @@ def restore_check_command(
         lambda: restore_check.check_audit(anchors),
         lambda: restore_check.check_evidence(sample, trust),
         lambda: restore_check.check_documents(sample),
+        lambda: restore_check.check_webhook_secrets(sample),
     ):
         started = time.monotonic()
         check = run()
@@ -424,31 +427,37 @@ def audit_anchor_command() -> None:
     click.echo(f"anchor {anchor.id}: {anchor.hash}")
 
 
-keys_group = AppGroup("keys", help="The master keys that wrap the documents' keys, and rotation.")
+keys_group = AppGroup(
+    "keys",
+    help="The master keys that wrap the documents' keys and webhook secrets, and rotation.",
+)
 ebox_group.add_command(keys_group)
 
 
 @keys_group.command("status")
 def keys_status_command() -> None:
-    """How many documents each master key id wraps, and whether it is configured.
-    Exit status 1 if documents need a master key that is not configured."""
+    """How many documents (with their attachments) and webhook secrets each master key id
+    wraps, and whether it is configured. Exit status 1 if they need a master key that is not
+    configured."""
 
     settings = current_settings()
     ring = settings.master_key_ring()
     counts = rotation.documents_by_key_id()
+    secrets = rotation.webhook_secrets_by_key_id()
     missing = False
-    for key_id in sorted(set(ring) | set(counts)):
-        count = counts.get(key_id, 0)
+    for key_id in sorted(set(ring) | set(counts) | set(secrets)):
+        count, secret_count = counts.get(key_id, 0), secrets.get(key_id, 0)
         if key_id not in ring:
             missing = True
             state = "NOT CONFIGURED: eBox refuses to start"
         elif key_id == settings.master_key_id:
             state = "configured, wraps new documents"
-        elif count == 0:
+        elif count == 0 and secret_count == 0:
             state = "configured, no document needs it: it may be removed"
         else:
             state = "configured"
-        click.echo(f"master key {key_id!r}: {count} documents ({state})")
+        also = f", {secret_count} webhook secrets" if secret_count else ""
+        click.echo(f"master key {key_id!r}: {count} documents{also} ({state})")
     if missing:
         raise SystemExit(1)
 
@@ -460,7 +469,7 @@ def keys_status_command() -> None:
     type=click.IntRange(1, 100_000),
     default=rotation.ROTATION_BATCH,
     show_default=True,
-    help="Documents re-wrapped per transaction.",
+    help="Keys re-wrapped per transaction.",
 )
 @click.option(
     "--pause",
@@ -474,12 +483,13 @@ def keys_status_command() -> None:
     type=click.IntRange(0, 100_000),
     default=rotation.VERIFY_SAMPLE,
     show_default=True,
-    help="Documents opened afterwards to check them (0: none).",
+    help="Documents opened (and webhook secrets unwrapped) afterwards to check them (0: none).",
 )
 def keys_rotate_command(to: str, batch_size: int, pause_seconds: float, sample: int) -> None:
-    """Re-wrap every document key not yet under master key ID, batch by batch (the stored
-    documents are not touched), then decrypt a sample. Killed, it goes on where it stopped
-    when run again. Exit status 1 if a key could not be re-wrapped or a sample failed."""
+    """Re-wrap every document key and webhook secret not yet under master key ID, batch by
+    batch (the stored documents are not touched), then decrypt a sample. Killed, it goes on
+    where it stopped when run again. Exit status 1 if a key could not be re-wrapped or a
+    sample failed."""
 
     started = time.monotonic()
     try:
@@ -492,13 +502,14 @@ def keys_rotate_command(to: str, batch_size: int, pause_seconds: float, sample: 
     seconds = time.monotonic() - started
     rate = outcome.rewrapped / seconds if seconds > 0 else 0.0
     click.echo(
-        f"rotation to {to!r}: {outcome.rewrapped} document keys re-wrapped in {seconds:.1f} s "
+        f"rotation to {to!r}: {outcome.rewrapped - outcome.secrets_rewrapped} document keys "
+        f"and {outcome.secrets_rewrapped} webhook secrets re-wrapped in {seconds:.1f} s "
         f"({rate:.0f}/s), {outcome.skipped} deleted meanwhile, "
         f"{len(outcome.failures)} could not be unwrapped"
     )
-    remaining = {
-        key_id: count for key_id, count in rotation.documents_by_key_id().items() if key_id != to
-    }
+    remaining = Counter(rotation.documents_by_key_id())
+    remaining.update(rotation.webhook_secrets_by_key_id())
+    del remaining[to]
     failed = _report_failures("could not be unwrapped", outcome.failures)
     if remaining:
         click.echo(
@@ -517,25 +528,31 @@ def keys_rotate_command(to: str, batch_size: int, pause_seconds: float, sample: 
 @click.option("--sample", type=click.IntRange(1, 100_000), default=rotation.VERIFY_SAMPLE)
 def keys_verify_command(key_id: str | None, sample: int) -> None:
     """Open a sample of the documents under a master key: each must decrypt and match its
-    SHA-256. Exit status 1 if one does not."""
+    SHA-256; unwrap as many webhook secrets. Exit status 1 if one does not."""
 
     if _verify(key_id or current_settings().master_key_id, sample):
         raise SystemExit(1)
 
 
 def _verify(key_id: str, sample: int) -> bool:
-    """Check a sample; print the outcome; True if a document failed."""
+    """Check a sample; print the outcome; True if a document or webhook secret failed."""
     report = rotation.verify_sample(key_id, sample)
     click.echo(
         f"verified {report.checked} documents under {key_id!r}: "
         f"{report.checked - len(report.failures)} decrypt and match their SHA-256"
     )
-    return _report_failures("failed the check", report.failures)
+    secrets = rotation.verify_webhook_secrets(key_id, sample)
+    if secrets.checked:
+        click.echo(
+            f"verified {secrets.checked} webhook secrets under {key_id!r}: "
+            f"{secrets.checked - len(secrets.failures)} unwrap"
+        )
+    return _report_failures("failed the check", report.failures + secrets.failures)
 
 
 def _report_failures(what: str, failures: list[rotation.Failure]) -> bool:
     for failure in failures[:100]:
-        click.echo(f"document {failure.document_id} {what}: {failure.reason}", err=True)
+        click.echo(f"{failure.kind} {failure.document_id} {what}: {failure.reason}", err=True)
     if len(failures) > 100:
         click.echo(f"... and {len(failures) - 100} more (in the log)", err=True)
     return bool(failures)
@@ -547,7 +564,7 @@ def _rotation_progress(to: str) -> Iterator[Callable[[rotation.RotationProgress]
     if not sys.stdout.isatty():
         yield lambda state: click.echo(
             f"{state.rewrapped + state.skipped + len(state.failures)} of {state.total} "
-            f"document keys done ({state.rewrapped} re-wrapped under {to!r})"
+            f"keys done ({state.rewrapped} re-wrapped under {to!r})"
         )
         return
     bar: Any = None

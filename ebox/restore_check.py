@@ -1,13 +1,14 @@
 """The checks run on an instance restored from a backup, before it serves anyone: the audit log
 is intact, a sample of registered mail's proofs and evidence verify, a sample of documents under
 every master key in use decrypts and matches its SHA-256 (which also shows that the object
-store was restored with the database). Read only: nothing is written."""
+store was restored with the database), and a sample of webhook subscriptions' secrets
+unwraps. Read only: nothing is written."""
 
 from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -59,30 +60,53 @@ def check_audit(anchors: Sequence[str] = ()) -> Check:
 
 def check_documents(sample: int) -> Check:
     """A sample of each master key's documents: opened, decrypted, compared with their digest."""
+    return _check_wrapped(
+        Check("documents"),
+        rotation.documents_by_key_id(),
+        lambda key_id: rotation.verify_sample(key_id, sample),
+        what="documents",
+        outcome="decrypt and match their SHA-256",
+    )
+
+
+def check_webhook_secrets(sample: int) -> Check:
+    """A sample of each master key's webhook secrets: each unwraps, so deliveries can sign."""
+    return _check_wrapped(
+        Check("webhook secrets"),
+        rotation.webhook_secrets_by_key_id(),
+        lambda key_id: rotation.verify_webhook_secrets(key_id, sample),
+        what="webhook secrets",
+        outcome="unwrap",
+    )
+
+
+def _check_wrapped(
+    check: Check,
+    counts: dict[str, int],
+    verify: Callable[[str], rotation.VerifyReport],
+    *,
+    what: str,
+    outcome: str,
+) -> Check:
     ring = current_settings().master_key_ring()
-    counts = rotation.documents_by_key_id()
-    check = Check("documents")
     checked = failed = 0
     for key_id in sorted(counts):
         if key_id not in ring:
             check.failures.append(
-                f"{counts[key_id]} documents need master key {key_id!r}, which is not configured"
+                f"{counts[key_id]} {what} need master key {key_id!r}, which is not configured"
             )
             continue
-        report = rotation.verify_sample(key_id, sample)
+        report = verify(key_id)
         checked += report.checked
         failed += len(report.failures)
         check.failures.extend(
-            f"document {failure.document_id} (key {key_id!r}): {failure.reason}"
+            f"{failure.kind} {failure.document_id} (key {key_id!r}): {failure.reason}"
             for failure in report.failures
         )
     total = sum(counts.values())
-    check.summary = (
-        f"{checked - failed} of {checked} sampled documents (of {total}) decrypt and match "
-        "their SHA-256"
-    )
+    check.summary = f"{checked - failed} of {checked} sampled {what} (of {total}) {outcome}"
     if total and not checked and not check.failures:
-        check.failures.append("no document could be sampled")
+        check.failures.append(f"none of the {what} could be sampled")
     return check
 
 

@@ -129,7 +129,7 @@ def test_a_rotation_killed_in_the_middle_goes_on_where_it_stopped(app):
     progress = [rotate.stdout.readline() for _ in range(5)]
     rotate.send_signal(signal.SIGKILL)
     rotate.wait(timeout=10)
-    assert progress[-1].startswith("500 of 3000 document keys done")
+    assert progress[-1].startswith("500 of 3000 keys done")
     halfway = _under("k2")
     assert 500 <= halfway < total  # committed batches stay, the rest is still to do
     assert _under("k1") == total - halfway
@@ -146,8 +146,11 @@ def test_a_rotation_killed_in_the_middle_goes_on_where_it_stopped(app):
     elapsed = time.monotonic() - started
     assert finished.returncode == 0, finished.stderr
     # Only what was left is done the second time.
-    assert f"{total - halfway} of {total - halfway} document keys done" in finished.stdout
-    assert f"rotation to 'k2': {total - halfway} document keys re-wrapped" in finished.stdout
+    assert f"{total - halfway} of {total - halfway} keys done" in finished.stdout
+    assert (
+        f"rotation to 'k2': {total - halfway} document keys and 0 webhook secrets re-wrapped"
+        in finished.stdout
+    )
     verified = re.search(r"verified (\d+) documents under 'k2': (\d+) decrypt", finished.stdout)
     assert verified and 20 <= int(verified[1]) == int(verified[2])  # random picks may repeat
     assert documents_by_key_id() == {"k2": total}
@@ -183,7 +186,9 @@ def test_after_a_rotation_the_old_key_can_be_removed_and_the_service_starts_and_
             args=["ebox", "keys", "rotate", "--to", "k2", "--batch-size", "7"]
         )
         assert rotated.exit_code == 0, rotated.output
-        assert "rotation to 'k2': 25 document keys re-wrapped" in rotated.output
+        assert (
+            "rotation to 'k2': 25 document keys and 0 webhook secrets re-wrapped" in rotated.output
+        )
         shown = app.test_cli_runner().invoke(args=["ebox", "keys", "status"])
         assert "master key 'k1': 0 documents (configured, no document needs it" in shown.output
     with changed_settings(app, **ONLY_NEW_KEY) as only_new:
@@ -191,7 +196,7 @@ def test_after_a_rotation_the_old_key_can_be_removed_and_the_service_starts_and_
         assert _every_document_decrypts() == 25
         again = app.test_cli_runner().invoke(args=["ebox", "keys", "rotate", "--to", "k2"])
         assert again.exit_code == 0
-        assert "rotation to 'k2': 0 document keys re-wrapped" in again.output
+        assert "rotation to 'k2': 0 document keys and 0 webhook secrets re-wrapped" in again.output
 
 
 def test_a_key_that_does_not_unwrap_is_reported_by_document_id_and_the_others_rotate(app):
@@ -204,7 +209,7 @@ def test_a_key_that_does_not_unwrap_is_reported_by_document_id_and_the_others_ro
         rotated = app.test_cli_runner().invoke(args=["ebox", "keys", "rotate", "--to", "k2"])
     assert rotated.exit_code == 1
     assert f"document {damaged.id} could not be unwrapped" in rotated.output
-    assert "4 document keys re-wrapped" in rotated.output
+    assert "4 document keys and 0 webhook secrets re-wrapped" in rotated.output
     assert documents_by_key_id() == {"k1": 1, "k2": 4}
 
 
@@ -261,5 +266,8 @@ def test_the_worker_refuses_to_start_while_documents_need_a_missing_key(app):
         timeout=30,
     )
     assert finished.returncode != 0
-    assert "eBox cannot start: documents are still wrapped by master key 'k1'" in finished.stderr
+    assert (
+        "eBox cannot start: documents or webhook secrets are still wrapped by master key 'k1'"
+        in finished.stderr
+    )
     assert "Traceback" not in finished.stderr
