@@ -588,6 +588,12 @@ class Settings:
                 raise ConfigError(
                     f"{_variable(name)} must be from {low} to {high}, not {getattr(self, name)}"
                 )
+        if not self.max_document_bytes <= self.max_message_bytes:
+            raise ConfigError(
+                "EBOX_MAX_MESSAGE_BYTES (a message's documents together) must be at least "
+                f"EBOX_MAX_DOCUMENT_BYTES ({self.max_document_bytes}), not "
+                f"{self.max_message_bytes}"
+            )
         if not self.push_vapid_subject.startswith(("mailto:", "https://")):
             raise ConfigError(
                 "EBOX_PUSH_VAPID_SUBJECT must be a mailto: address or an https:// page, not "

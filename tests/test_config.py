@@ -168,6 +168,7 @@ def test_the_redis_timeout_takes_fractions_of_a_second():
         ({"alert_hour": 24}, "EBOX_ALERT_HOUR must be from 0 to 23"),
         ({"session_max_hours": 0}, "EBOX_SESSION_MAX_HOURS must be from 1"),
         ({"redis_timeout_seconds": 0}, "EBOX_REDIS_TIMEOUT_SECONDS must be from 0.1 to 60"),
+        ({"max_message_bytes": 1024}, "EBOX_MAX_MESSAGE_BYTES .* must be at least"),
     ],
 )
 def test_values_out_of_their_range_are_refused_by_variable_name(tmp_path, change, reason):
