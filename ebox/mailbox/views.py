@@ -1,20 +1,18 @@
 """The citizen's inbox, documents and access history.
 
 A document of another citizen answers exactly like a missing one (404), so that ids cannot be
-probed; the attempt is logged as a warning.
+probed; the attempt is logged as a warning. How the pages write dates, sizes and an inbox line's
+words is ebox.mailbox.wording's.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import unicodedata
 import uuid
-from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import datetime
 from typing import Any
 
-from babel import dates as babel_dates
 from flask import (
     Blueprint,
     Response,
@@ -28,7 +26,6 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_babel import format_decimal, get_locale, get_timezone
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -42,6 +39,7 @@ from ebox.mailbox.forms import SHOW_ARCHIVE, SHOW_INBOX, InboxFilterForm
 from ebox.mailbox.models import Document
 from ebox.mailbox.queries import InboxFilter, InboxPage, InboxRow, Scope
 from ebox.mailbox.sender_marks import sender_mark
+from ebox.mailbox.wording import current_language, file_size, line_labels
 from ebox.mandates import services as mandate_services
 from ebox.mandates.reading import mailbox_owner, reader_scope, reading_mandate, representative
 from ebox.storage.services import open_content
@@ -206,17 +204,13 @@ def document(document_id: uuid.UUID) -> ResponseReturnValue:
     return render_template(
         "mailbox/document.html",
         document=document,
-        message_type_name=document.message_type.name_in(_language()),
+        message_type_name=document.message_type.name_in(current_language()),
         is_closed=is_closed,
         is_pdf=document.media_type == PDF,
         show_pdf_here=show_pdf_here,
         view=VIEW_DOCUMENT,
         media_type_labels=MEDIA_TYPE_LABELS,
     )
-
-
-def _language() -> str:
-    return str(get_locale() or "nl")
 
 
 @bp.post("/documents/<uuid:document_id>/receipt")
@@ -409,61 +403,6 @@ def history() -> ResponseReturnValue:
     )
 
 
-@dataclass(frozen=True)
-class LineLabels:
-    """What a line of the inbox writes, in one language and time zone. received and
-    deleted_on keep their %(date)s for the line to fill in with day()."""
-
-    language: str
-    zone: tzinfo
-    new: str
-    registered: str
-    received: str
-    deleted_on: str
-    to_archive: str
-    to_inbox: str
-
-    def day(self, moment: datetime) -> str:
-        """The day of a moment, as dateformat("medium") writes it."""
-        return _medium_date(moment.astimezone(self.zone).date(), self.language)
-
-
 bp.add_app_template_global(sender_mark, "sender_mark")
-
-
-@bp.app_template_global()
-def line_labels() -> LineLabels:
-    """The words of a line in the citizen's language, looked up once a language: four
-    translations and two dates a line cost a page of twenty lines a millisecond and more."""
-    return _line_labels(_language(), get_timezone())
-
-
-@functools.lru_cache(maxsize=16)
-def _line_labels(language: str, zone: tzinfo) -> LineLabels:
-    # Called in a request of that language: gettext translates into it.
-    return LineLabels(
-        language=language,
-        zone=zone,
-        new=_("New"),
-        registered=_("Registered mail"),
-        received=_("Received %(date)s"),
-        deleted_on=_("Deleted on %(date)s"),
-        to_archive=_("Move to the archive"),
-        to_inbox=_("Move back to the inbox"),
-    )
-
-
-@functools.lru_cache(maxsize=8192)
-def _medium_date(day: date, language: str) -> str:
-    # The same few thousand days recur in every mailbox: each is formatted once a language.
-    return babel_dates.format_date(day, "medium", locale=language)
-
-
-@bp.app_template_filter("file_size")
-def file_size(size_bytes: int) -> str:
-    """A size in the citizen's number format: 512 bytes, 12.4 kB, 1.2 MB."""
-    if size_bytes < 1024:
-        return _("%(count)s bytes", count=format_decimal(size_bytes))
-    if size_bytes < 1024 * 1024:
-        return _("%(count)s kB", count=format_decimal(round(size_bytes / 1024, 1)))
-    return _("%(count)s MB", count=format_decimal(round(size_bytes / 1024 / 1024, 1)))
+bp.add_app_template_global(line_labels, "line_labels")
+bp.add_app_template_filter(file_size, "file_size")

@@ -18,7 +18,7 @@ from ebox import create_app
 from ebox.db_types import utcnow
 from ebox.extensions import db
 from ebox.mailbox.models import Document
-from ebox.mailbox.views import line_labels
+from ebox.mailbox.wording import line_labels
 from tests.conftest import POSTGRES_SERVER, make_settings
 from tests.factories import (
     create_citizen,
