@@ -101,6 +101,7 @@ class Metrics:
     purged_documents: Counter
     purged_objects: Counter
     proofs_made: Counter
+    webhook_deliveries: Counter
     connections_in_use: Gauge
 
 
@@ -154,6 +155,12 @@ def _create() -> Metrics:
             "ebox_purge_objects_removed", "Stored objects removed (expired or orphaned)"
         ),
         proofs_made=Counter("ebox_proofs_made", "Registered-mail proofs made"),
+        webhook_deliveries=Counter(
+            "ebox_webhook_deliveries",
+            "Webhook deliveries by result: ok, failed (retried later) or disabled (the last try "
+            "of a subscription failing for a day)",
+            ["result"],
+        ),
         connections_in_use=Gauge(
             "ebox_database_connections_in_use",
             "Database connections checked out of the pools of the running processes",
@@ -200,6 +207,10 @@ def count_purge(*, documents: int = 0, objects: int = 0) -> None:
 
 def count_proof_made() -> None:
     metrics().proofs_made.inc()
+
+
+def count_webhook_delivery(result: str) -> None:
+    metrics().webhook_deliveries.labels(result).inc()
 
 
 def _checked_out(*_args: Any) -> None:

@@ -19,25 +19,11 @@ from ebox.config import Settings
 from ebox.errors import ConfigError
 from tests.conftest import make_settings
 from tests.factories import create_citizen, create_document, login
-
-
-def _value(exposed: str, sample: str) -> float:
-    """A sample's value in the text format, 0 when it is not there yet."""
-    for line in exposed.splitlines():
-        if line.startswith(sample + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
-def _scrape(client: FlaskClient) -> str:
-    answer = client.get("/metrics")
-    assert answer.status_code == 200
-    assert answer.content_type.startswith("text/plain")
-    return answer.get_data(as_text=True)
+from tests.metrics_helpers import sample_value, scrape
 
 
 def test_metrics_are_answered_on_loopback_and_404_from_outside(client: FlaskClient) -> None:
-    exposed = _scrape(client)
+    exposed = scrape(client)
     assert "# TYPE ebox_publications_total counter" in exposed
     assert "# TYPE ebox_request_duration_seconds histogram" in exposed
     for outside in ("203.0.113.7", "2001:db8::1", "not-an-address"):
@@ -75,16 +61,16 @@ def test_pages_are_timed_by_route_name_never_by_path(client: FlaskClient) -> Non
     citizen = create_citizen()
     document = create_document(citizen, title="Secret medical results")
     login(client, citizen)
-    before = _scrape(client)
+    before = scrape(client)
     assert client.get("/").status_code == 200
     assert client.get(f"/documents/{document.id}").status_code == 200
-    exposed = _scrape(client)
+    exposed = scrape(client)
 
     for route in ("mailbox.inbox", "mailbox.document"):
         sample = f'ebox_request_duration_seconds_count{{route="{route}"}}'
-        assert _value(exposed, sample) == _value(before, sample) + 1
+        assert sample_value(exposed, sample) == sample_value(before, sample) + 1
     responses = 'ebox_http_responses_total{route="mailbox.document",status_class="2xx"}'
-    assert _value(exposed, responses) == _value(before, responses) + 1
+    assert sample_value(exposed, responses) == sample_value(before, responses) + 1
     for private in (str(document.id), "Secret medical", citizen.national_number, "/documents"):
         assert private not in exposed
     labels = set(re.findall(r'(\w+)="', exposed))
@@ -111,16 +97,16 @@ def test_pages_are_timed_by_route_name_never_by_path(client: FlaskClient) -> Non
 
 def test_a_refused_login_is_counted_by_outcome(client: FlaskClient) -> None:
     sample = 'ebox_logins_total{outcome="refused"}'
-    before = _value(_scrape(client), sample)
+    before = sample_value(scrape(client), sample)
     assert client.post("/auth/saml/acs", data={"SAMLResponse": "x"}).status_code == 400
-    assert _value(_scrape(client), sample) == before + 1
+    assert sample_value(scrape(client), sample) == before + 1
 
 
 def test_database_and_queue_are_read_at_scrape_time(client: FlaskClient) -> None:
-    exposed = _scrape(client)
-    assert _value(exposed, 'ebox_metrics_source_up{source="database"}') == 1
+    exposed = scrape(client)
+    assert sample_value(exposed, 'ebox_metrics_source_up{source="database"}') == 1
     assert 'ebox_alert_deliveries{state="planned"}' in exposed
-    assert _value(exposed, "ebox_proofs_overdue") == 0
+    assert sample_value(exposed, "ebox_proofs_overdue") == 0
     assert "ebox_database_connections_in_use" in exposed
 
 
@@ -131,8 +117,8 @@ def test_an_unreachable_redis_is_reported_as_down_not_as_an_error(
     settings = make_settings(instance_path, database_url, redis_url="redis://127.0.0.1:9/0")
     served = create_app(settings)
     with served.test_client() as client:
-        exposed = _scrape(client)
-    assert _value(exposed, 'ebox_metrics_source_up{source="redis"}') == 0
+        exposed = scrape(client)
+    assert sample_value(exposed, 'ebox_metrics_source_up{source="redis"}') == 0
     assert "ebox_queue_jobs_waiting" not in exposed
 
 

@@ -196,4 +196,4 @@ def test_the_example_alert_rules_pass_promtool() -> None:
         [str(PROMTOOL), "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 4 rules found" in checked.stdout
+    assert "SUCCESS: 5 rules found" in checked.stdout

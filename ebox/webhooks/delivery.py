@@ -41,7 +41,7 @@ from redis.lock import Lock
 from rq.job import get_current_job
 from sqlalchemy import update
 
-from ebox import transactions
+from ebox import metrics, transactions
 from ebox.config import Settings, current_settings
 from ebox.db_types import utcnow
 from ebox.events.queries import (
@@ -131,6 +131,7 @@ def _deliver_locked(
             if error:
                 record_failure(subscription_id, error, now=now or utcnow(), settings=settings)
                 return delivered
+            metrics.count_webhook_delivery("ok")
             if not _advance(subscription_id, position, event.position, now or utcnow()):
                 return delivered  # someone else moved it: they deliver from there
             position = event.position
@@ -210,7 +211,9 @@ def record_failure(
     subscription.last_error = error[:300]
     if now - subscription.failing_since >= DISABLE_AFTER:
         _disable(subscription, now)
+        transactions.after_commit(lambda: metrics.count_webhook_delivery("disabled"))
     else:
+        transactions.after_commit(lambda: metrics.count_webhook_delivery("failed"))
         delay = backoff_seconds(subscription.failures, settings.webhook_retry_base_seconds)
         due = now + timedelta(seconds=delay)
         subscription.next_attempt_at = due

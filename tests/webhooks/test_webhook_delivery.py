@@ -27,6 +27,7 @@ from ebox.webhooks.services import (
 from tests.admin.admin_helpers import log_in_staff, staff_post
 from tests.events.events_helpers import all_events, settled
 from tests.factories import create_citizen, create_document, create_message_type
+from tests.metrics_helpers import sample_value, scrape
 from tests.webhooks.receiver import FAIL, HANG, Receiver
 
 
@@ -65,9 +66,21 @@ def publish_some(message_type: MessageType, count: int) -> None:
     settled()
 
 
+def delivery_counts(client: FlaskClient) -> dict[str, float]:
+    exposed = scrape(client)
+    return {
+        result: sample_value(exposed, f'ebox_webhook_deliveries_total{{result="{result}"}}')
+        for result in ("ok", "failed", "disabled")
+    }
+
+
 def test_after_failures_and_retries_the_receiver_has_every_event_once_in_order(
-    message_type: MessageType, receiver: Receiver, webhook_settings: Settings
+    message_type: MessageType, receiver: Receiver, webhook_settings: Settings, client: FlaskClient
 ) -> None:
+    db.session.commit()
+    message_type_id = message_type.id
+    counted_before = delivery_counts(client)  # the request's end closes the test's session
+    message_type = db.session.get(MessageType, message_type_id)
     subscription = subscribe(message_type, receiver, webhook_settings)
     publish_some(message_type, 3)
     receiver.behaviours = [FAIL, HANG]
@@ -102,6 +115,12 @@ def test_after_failures_and_retries_the_receiver_has_every_event_once_in_order(
     assert (healthy.failures, healthy.failing_since, healthy.next_attempt_at) == (0, None, None)
     assert deliver_pending(subscription.id) == 0  # nothing left: nothing sent again
     assert receiver.attempts == 6
+    counted = delivery_counts(client)
+    assert {result: counted[result] - counted_before[result] for result in counted} == {
+        "ok": 4,
+        "failed": 2,
+        "disabled": 0,
+    }
 
 
 def test_only_the_chosen_types_are_delivered_from_the_subscription_on(
