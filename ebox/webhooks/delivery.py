@@ -94,17 +94,40 @@ def deliver_pending(
     """Send the subscription's pending events; returns how many were delivered. Does nothing
     while another worker delivers for it, or while it backs off after a failure. retry_due:
     this run is the retry scheduled for the end of the back-off until then."""
-    lock = _redis().lock(f"ebox:webhook:{subscription_id}", timeout=LOCK_SECONDS)
+    redis = _redis()
+    lock = redis.lock(f"ebox:webhook:{subscription_id}", timeout=LOCK_SECONDS)
     if not lock.acquire(blocking=False):
         if retry_due is not None and _backing_off_until(subscription_id) == retry_due:
             at = max(retry_due, utcnow()) + timedelta(seconds=1)
             request_retry(str(subscription_id), retry_due, at=at)
-        return 0
+            return 0
+        if not _ask_the_holder_to_go_on(redis, subscription_id, lock):
+            return 0
     try:
         return _deliver_locked(subscription_id, lock, now, retry_due)
     finally:
-        if lock.owned():
-            lock.release()
+        finish_run(redis, subscription_id, lock)
+
+
+def _again_key(subscription_id: uuid.UUID) -> str:
+    return f"ebox:webhook:{subscription_id}:again"
+
+
+def _ask_the_holder_to_go_on(redis: Redis, subscription_id: uuid.UUID, lock: Lock) -> bool:
+    """Another run holds the subscription: leave it a note that new events came, which it reads
+    once it has let go (finish_run), then try the lock once more in case it let go meanwhile.
+    Without the note, a run that had already looked for events last would leave this one's
+    event to the sweep, a minute later. True when the lock was taken after all."""
+    redis.set(_again_key(subscription_id), "1", ex=LOCK_SECONDS * 2)
+    return bool(lock.acquire(blocking=False))
+
+
+def finish_run(redis: Redis, subscription_id: uuid.UUID, lock: Lock) -> None:
+    """Let go of the subscription, then honour a note left meanwhile: one more run is queued."""
+    if lock.owned():
+        lock.release()
+    if redis.getdel(_again_key(subscription_id)):
+        request_delivery(str(subscription_id))
 
 
 def _deliver_locked(

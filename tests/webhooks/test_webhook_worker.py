@@ -17,6 +17,7 @@ from ebox.config import Settings
 from ebox.extensions import db
 from ebox.jobs import QUEUE, AppWorker
 from ebox.senders.models import MessageType
+from ebox.webhooks.delivery import finish_run
 from ebox.webhooks.jobs import deliver_due
 from ebox.webhooks.models import WebhookSubscription
 from ebox.webhooks.services import create_subscription
@@ -131,6 +132,34 @@ def test_a_retry_that_finds_another_run_delivering_comes_again(
 
     work_when_due(app, webhook_settings)
     assert len(receiver.accepted) == 2 and scheduled_retries(webhook_settings) == []
+
+
+def test_new_events_a_run_in_progress_had_stopped_looking_for_are_delivered_after_it(
+    app: Flask, receiver: Receiver, webhook_settings: Settings
+) -> None:
+    """A publication's delivery finds another run holding the subscription, one that has looked
+    for events for the last time: the note it leaves makes that run queue one more as it lets
+    go, so the event does not wait for the sweep."""
+    message_type = subscribed(receiver, webhook_settings)
+    subscription = db.session.scalars(
+        select(WebhookSubscription).filter_by(sender_id=message_type.sender_id)
+    ).one()
+    redis = Redis.from_url(webhook_settings.redis_url)
+    holder = redis.lock(f"ebox:webhook:{subscription.id}", timeout=30)
+    assert holder.acquire(blocking=False)  # the run in progress, past its last look
+
+    create_document(create_citizen(), message_type=message_type, commit=False)
+    transactions.commit()  # queues the sender's delivery
+    settled()
+    work(app, webhook_settings)  # that delivery finds the subscription held, leaves a note
+    assert receiver.attempts == 0
+
+    finish_run(redis, subscription.id, holder)  # the run in progress ends
+    work(app, webhook_settings)
+    expected = [event.public_id for event in all_events(message_type.sender_id)]
+    assert receiver.accepted_ids == expected and len(expected) == 1
+    finish_run(redis, subscription.id, holder)  # no note left: nothing more is queued
+    assert Queue(QUEUE, connection=redis).count == 0
 
 
 @pytest.mark.postgres_only
