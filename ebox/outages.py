@@ -7,9 +7,11 @@ a traceback would tell an operator nothing more, and hundreds of them would hide
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 import psycopg
+from flask import request
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import exc as sqlalchemy_errors
@@ -52,3 +54,15 @@ def describe(error: BaseException) -> str:
     (the engine hides them) nor a traceback."""
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
+
+
+def warn_request_answered_unavailable(log: logging.Logger, down: str, error: BaseException) -> None:
+    """The one warning line, in the answering layer's log, of a request answered 503 because
+    down cannot be reached."""
+    log.warning(
+        "%s %s answered 503: %s cannot be reached (%s)",
+        request.method,
+        request.path,
+        down,
+        describe(error),
+    )

@@ -119,13 +119,7 @@ def render_unexpected_error(error: Exception) -> tuple[str, int] | Response:
 def render_unavailable(down: str, error: Exception) -> tuple[str, int]:
     """503 for an outage of the database or Redis: one warning line, no traceback. The page
     names no one: whoever is logged in cannot be looked up while the database is away."""
-    log.warning(
-        "%s %s answered 503: %s cannot be reached (%s)",
-        request.method,
-        request.path,
-        down,
-        outages.describe(error),
-    )
+    outages.warn_request_answered_unavailable(log, down, error)
     g.pop("citizen", None)
     g.pop("web_session", None)
     g.is_staff = False

@@ -213,13 +213,7 @@ def for_unexpected_error(down: str | None, error: Exception) -> Response:
 
 def unavailable(down: str, error: Exception) -> Response:
     """503 SERVICE_UNAVAILABLE for an outage of the database or Redis: one warning line."""
-    log.warning(
-        "%s %s answered 503: %s cannot be reached (%s)",
-        request.method,
-        request.path,
-        down,
-        outages.describe(error),
-    )
+    outages.warn_request_answered_unavailable(log, down, error)
     return response(
         ApiProblem(
             503,
