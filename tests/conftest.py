@@ -12,6 +12,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -178,19 +179,32 @@ def tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TimestampAuthority
 @pytest.fixture
 def webhook_settings(app: Flask, empty_redis_url: str) -> Iterator[Settings]:
     """Loopback receivers allowed, short time-outs and waits, and a Redis of this test."""
-    settings: Settings = app.config["EBOX"]
-    changes = {
-        "webhook_allow_loopback": True,
-        "webhook_timeout_seconds": 1,
-        "webhook_retry_base_seconds": 1,
-        "redis_url": empty_redis_url,
-    }
+    with settings_changed(
+        app.config["EBOX"], redis_url=empty_redis_url, **FAST_WEBHOOKS
+    ) as settings:
+        yield settings
+
+
+# Loopback receivers allowed (outside production only), a one-second time-out and back-off.
+FAST_WEBHOOKS = {
+    "webhook_allow_loopback": True,
+    "webhook_timeout_seconds": 1,
+    "webhook_retry_base_seconds": 1,
+}
+
+
+@contextmanager
+def settings_changed(settings: Settings, **changes: object) -> Iterator[Settings]:
+    """These settings changed in place (an app, or a served one, reads them at each use), and
+    put back afterwards."""
     previous = {name: getattr(settings, name) for name in changes}
     for name, value in changes.items():
         setattr(settings, name, value)
-    yield settings
-    for name, value in previous.items():
-        setattr(settings, name, value)
+    try:
+        yield settings
+    finally:
+        for name, value in previous.items():
+            setattr(settings, name, value)
 
 
 # The tests' own peers log what they send and receive: the SMTP server the mail goes to, and

@@ -144,3 +144,22 @@ def login(client: FlaskClient, citizen: Citizen) -> WebSession:
     with client.session_transaction() as session:
         session["sid"] = str(web_session.id)
     return web_session
+
+
+def a_publication(ticket: str = "T-1", **fields: object) -> Publication:
+    """What a new sender submits for a new citizen (its content apart): a Publication whose
+    fields a test may change."""
+    message_type = create_message_type()
+    values: dict[str, object] = {
+        "sender": message_type.sender,
+        "message_type": message_type,
+        "recipient_national_number": next_national_number(),
+        "ticket": ticket,
+        "sequence": None,
+        "title": "Title",
+        "language": "en",
+        "file_name": "a.pdf",
+        "media_type": "application/pdf",
+    }
+    values.update(fields)
+    return Publication(**values)  # type: ignore[arg-type]

@@ -28,25 +28,30 @@ def load_example() -> ModuleType:
     return module
 
 
+@pytest.fixture
+def credentials(api_server: LiveServer, api_sender: ApiSender, tmp_path: Path) -> list[str]:
+    """The example's options naming the served eBox and the sender's key and certificate."""
+    (tmp_path / "key.pem").write_bytes(api_sender.identity.key_pem)
+    (tmp_path / "cert.pem").write_bytes(api_sender.identity.cert_pem)
+    return [
+        f"--url={api_server.url}",
+        f"--key={tmp_path / 'key.pem'}",
+        f"--cert={tmp_path / 'cert.pem'}",
+        f"--enterprise-number={api_sender.client_id}",
+    ]
+
+
 def test_the_example_publishes_with_an_attachment_and_then_reads_its_event(
-    api_server: LiveServer,
     api_sender: ApiSender,
+    credentials: list[str],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     example = load_example()
     recipient = create_citizen().national_number
     db.session.commit()  # an open transaction here would hold back the events after it
-    (tmp_path / "key.pem").write_bytes(api_sender.identity.key_pem)
-    (tmp_path / "cert.pem").write_bytes(api_sender.identity.cert_pem)
     (tmp_path / "letter.pdf").write_bytes(make_pdf("Letter", ["Dear citizen"]))
     (tmp_path / "plan.png").write_bytes(make_png(30, 20))
-    credentials = [
-        f"--url={api_server.url}",
-        f"--key={tmp_path / 'key.pem'}",
-        f"--cert={tmp_path / 'cert.pem'}",
-        f"--enterprise-number={api_sender.client_id}",
-    ]
 
     published = example.main(
         [
@@ -75,21 +80,16 @@ def test_the_example_publishes_with_an_attachment_and_then_reads_its_event(
 
 
 def test_the_example_prints_a_refusals_code_and_fails(
-    api_server: LiveServer,
     api_sender: ApiSender,
+    credentials: list[str],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     example = load_example()
-    (tmp_path / "key.pem").write_bytes(api_sender.identity.key_pem)
-    (tmp_path / "cert.pem").write_bytes(api_sender.identity.cert_pem)
     (tmp_path / "letter.pdf").write_bytes(b"%PDF-1.7 not really a PDF")
     status = example.main(
         [
-            f"--url={api_server.url}",
-            f"--key={tmp_path / 'key.pem'}",
-            f"--cert={tmp_path / 'cert.pem'}",
-            f"--enterprise-number={api_sender.client_id}",
+            *credentials,
             "--recipient=85073003328",
             f"--message-type={api_sender.message_type.code}",
             f"--pdf={tmp_path / 'letter.pdf'}",

@@ -21,6 +21,7 @@ from ebox.extensions import db
 from ebox.jobs import QUEUE, AppWorker
 from tests.api.api_helpers import bearer, live_access_token, message_part, publish_live
 from tests.api.conftest import ApiSender
+from tests.conftest import FAST_WEBHOOKS, settings_changed
 from tests.factories import create_citizen, login
 from tests.live_server import LiveServer
 from tests.webhooks.receiver import FAIL, Receiver, running_receiver
@@ -34,17 +35,8 @@ def served_settings(api_server: LiveServer, empty_redis_url: str) -> Iterator[Se
     a one-second back-off and time-out; its Redis is this process's own, emptied."""
     settings: Settings = api_server.app.config["EBOX"]
     assert settings.redis_url == empty_redis_url
-    changes = {
-        "webhook_allow_loopback": True,
-        "webhook_timeout_seconds": 1,
-        "webhook_retry_base_seconds": 1,
-    }
-    previous = {name: getattr(settings, name) for name in changes}
-    for name, value in changes.items():
-        setattr(settings, name, value)
-    yield settings
-    for name, value in previous.items():
-        setattr(settings, name, value)
+    with settings_changed(settings, **FAST_WEBHOOKS):
+        yield settings
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ from ebox.mailbox.publication import (
     publish,
 )
 from ebox.storage.services import list_storage_keys, open_content
-from tests.factories import create_message_type, make_png, next_national_number
+from tests import factories
+from tests.factories import make_png
 
 CSV = b"year;amount\n2026;1234.56\n"
 
@@ -36,18 +37,7 @@ def png_attachment(name: str = "plan.png") -> SubmittedAttachment:
 
 
 def a_publication(ticket: str = "ATT-1") -> Publication:
-    message_type = create_message_type()
-    return Publication(
-        sender=message_type.sender,
-        message_type=message_type,
-        recipient_national_number=next_national_number(),
-        ticket=ticket,
-        sequence=None,
-        title="Decision with annexes",
-        language="en",
-        file_name="decision.pdf",
-        media_type="application/pdf",
-    )
+    return factories.a_publication(ticket, title="Decision with annexes", file_name="decision.pdf")
 
 
 def stored_rows() -> tuple[int, int]:

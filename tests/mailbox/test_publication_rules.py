@@ -11,7 +11,6 @@ from flask import Flask
 from ebox import transactions
 from ebox.demo.pdf import make_pdf
 from ebox.mailbox.publication import (
-    Publication,
     PublicationRefused,
     end_of_day,
     expiration_day,
@@ -19,7 +18,7 @@ from ebox.mailbox.publication import (
     publish_document,
 )
 from ebox.storage.services import list_storage_keys
-from tests.factories import create_message_type, next_national_number
+from tests.factories import a_publication
 
 
 def test_a_pdf_needs_both_the_header_and_a_readable_structure() -> None:
@@ -46,25 +45,10 @@ def test_an_expiration_date_ends_at_the_next_midnight_in_brussels(
     assert expiration_day(expires_utc) == day
 
 
-def _publication(app: Flask, ticket: str) -> Publication:
-    message_type = create_message_type()
-    return Publication(
-        sender=message_type.sender,
-        message_type=message_type,
-        recipient_national_number=next_national_number(),
-        ticket=ticket,
-        sequence=None,
-        title="Title",
-        language="en",
-        file_name="a.pdf",
-        media_type="application/pdf",
-    )
-
-
 def test_a_rolled_back_publication_leaves_no_stored_object(app: Flask) -> None:
     before = set(list_storage_keys())
     with app.test_request_context():
-        document = publish_document(_publication(app, "ROLLBACK"), make_pdf("x"))
+        document = publish_document(a_publication("ROLLBACK"), make_pdf("x"))
         assert document.storage_key in set(list_storage_keys())
         transactions.rollback()
     assert set(list_storage_keys()) == before
@@ -73,6 +57,6 @@ def test_a_rolled_back_publication_leaves_no_stored_object(app: Flask) -> None:
 def test_a_refused_publication_stores_nothing(app: Flask) -> None:
     before = set(list_storage_keys())
     with app.test_request_context(), pytest.raises(PublicationRefused) as refused:
-        publish_document(_publication(app, "NOPDF"), b"%PDF-1.4 not a pdf")
+        publish_document(a_publication("NOPDF"), b"%PDF-1.4 not a pdf")
     assert refused.value.code == "NOT_A_PDF"
     assert set(list_storage_keys()) == before

@@ -205,15 +205,16 @@ def test_addresses_a_webhook_must_not_reach_are_refused(
     message_type: MessageType, webhook_settings: Settings, url: str
 ) -> None:
     webhook_settings.webhook_allow_loopback = False
+    assert refusal_of(message_type, url, webhook_settings).code == WEBHOOK_URL_REFUSED
+
+
+def refusal_of(message_type: MessageType, url: str, settings: Settings) -> WebhookRefused:
+    """Why a subscription of the message type's sender to url is refused."""
     with pytest.raises(WebhookRefused) as refused:
         create_subscription(
-            sender=message_type.sender,
-            url=url,
-            event_types=None,
-            settings=webhook_settings,
-            actor=SYSTEM,
+            sender=message_type.sender, url=url, event_types=None, settings=settings, actor=SYSTEM
         )
-    assert refused.value.code == WEBHOOK_URL_REFUSED
+    return refused.value
 
 
 def test_production_takes_https_only_and_never_loopback(
@@ -222,14 +223,8 @@ def test_production_takes_https_only_and_never_loopback(
     webhook_settings.env = "production"
     try:
         for url in ("http://93.184.215.14/hook", "https://127.0.0.1/hook"):
-            with pytest.raises(WebhookRefused, match=r"https|loopback"):
-                create_subscription(
-                    sender=message_type.sender,
-                    url=url,
-                    event_types=None,
-                    settings=webhook_settings,
-                    actor=SYSTEM,
-                )
+            refusal = refusal_of(message_type, url, webhook_settings)
+            assert "https" in str(refusal) or "loopback" in str(refusal), refusal
         assert "EBOX_WEBHOOK_ALLOW_LOOPBACK is on" in " ".join(
             webhook_settings.problems_for_production()
         )
